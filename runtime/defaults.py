@@ -3,7 +3,7 @@
 KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 DATABASE_URL = "postgresql://broadcast@127.0.0.1:5432/broadcast"
 KIRIM_BASE_URL = "http://127.0.0.1:8090/v1"
-KIRIM_API_KEY = "kdv_live_sandboxsandboxsandbox00"
+KIRIM_API_KEY = "kdv_live_sandboxsandboxsandbox000"  # kdv_live_ + 24 URL-safe chars
 KIRIM_WEBHOOK_SECRETS = "whsec_sandbox_default_secret"
 QUOTA_WINDOW_SECONDS = 86_400
 
