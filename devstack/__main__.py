@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             started = time.monotonic()
             stack.up()
-            print(f"# kafka {KAFKA_VERSION} and postgres ready in {time.monotonic() - started:.1f}s",
-                  file=sys.stderr)
+            print(
+                f"# kafka {KAFKA_VERSION} and postgres ready in {time.monotonic() - started:.1f}s",
+                file=sys.stderr,
+            )
             args.command = "env"
         if args.command == "env":
             env_file = _state_dir() / "env.sh"

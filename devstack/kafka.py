@@ -135,8 +135,10 @@ class KafkaBroker:
 
     def _java_command(self, libs: Path, *args: str) -> list[str]:
         return [
-            procs.require_tool("java", "install a JDK 17+ (apt-get install -y openjdk-17-jre-headless)"),
-            f"-Xms128m",
+            procs.require_tool(
+                "java", "install a JDK 17+ (apt-get install -y openjdk-17-jre-headless)"
+            ),
+            "-Xms128m",
             f"-Xmx{self.heap}",
             "-XX:+UseSerialGC",
             "-XX:+ExitOnOutOfMemoryError",
@@ -197,7 +199,9 @@ class KafkaBroker:
         while time.monotonic() < deadline:
             pid = procs.read_pid(self._pid_file)
             if pid is None or not procs.pid_alive(pid):
-                raise DevstackError(f"kafka exited during start; see {self.log_file}: {self._log_tail()}")
+                raise DevstackError(
+                    f"kafka exited during start; see {self.log_file}: {self._log_tail()}"
+                )
             if procs.port_accepts(self.port) and self._ready_logged():
                 return
             time.sleep(0.2)

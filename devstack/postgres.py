@@ -5,8 +5,10 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,10 @@ def find_pg_bin() -> Path:
         return Path(candidates[0]).resolve().parent
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "postgresql"]):
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "postgresql"],
+        ):
             subprocess.run(command, env=env, check=False, capture_output=True, timeout=900)
         candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
         if candidates:
@@ -53,6 +58,12 @@ def _owner_can_reach(path: Path) -> bool:
     return _run_as_owner(["test", "-x", str(path)]).returncode == 0
 
 
+def _check_identifier(name: str) -> None:
+    # Database names are interpolated into psql commands: only plain identifiers pass.
+    if re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name) is None:
+        raise DevstackError(f"database name must be a plain lower-case identifier: {name!r}")
+
+
 @dataclass
 class PostgresServer:
     state_dir: Path
@@ -60,12 +71,12 @@ class PostgresServer:
 
     @property
     def data_dir(self) -> Path:
-        """Under root the data dir must be reachable by `postgres`; /tmp is, a home dir may not be."""
+        """Under root, the data dir must be reachable by `postgres`; a home dir may not be."""
         preferred = self.state_dir / "pgdata"
         if _owner_can_reach(self.state_dir):
             return preferred
         digest = hashlib.sha256(str(preferred.resolve()).encode()).hexdigest()[:12]
-        return Path("/tmp") / f"wa-broadcast-pg-{digest}"
+        return Path(tempfile.gettempdir()) / f"wa-broadcast-pg-{digest}"
 
     @property
     def log_file(self) -> Path:
@@ -83,8 +94,17 @@ class PostgresServer:
             shutil.chown(data, "postgres", "postgres")
         os.chmod(data, 0o700)
         result = _run_as_owner(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust",
-             "--encoding=UTF8", "--no-sync", "--locale=C.UTF-8"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                DB_USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+                "--locale=C.UTF-8",
+            ],
             timeout=180,
         )
         if result.returncode != 0:
@@ -94,24 +114,39 @@ class PostgresServer:
         bin_dir = find_pg_bin()
         if not (self.data_dir / "PG_VERSION").exists():
             return False
-        return _run_as_owner([str(bin_dir / "pg_ctl"), "status", "-D", str(self.data_dir)]).returncode == 0
+        return (
+            _run_as_owner([str(bin_dir / "pg_ctl"), "status", "-D", str(self.data_dir)]).returncode
+            == 0
+        )
 
     def start(self, timeout: float = 60.0) -> None:
         bin_dir = find_pg_bin()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._init(bin_dir)
         if not self.is_running():
-            # Durability settings are for throwaway dev/test clusters only; a killed
-            # *process* loses nothing with fsync off, only an OS crash would.
+            # fsync=off is for throwaway dev/test clusters only: a killed
+            # *process* loses nothing, only an OS crash would. synchronous_commit stays on,
+            # or a killed postmaster would forget commits that clients were told about.
             options = (
                 f"-c listen_addresses=127.0.0.1 -c port={self.port} "
                 "-c unix_socket_directories='' -c fsync=off -c full_page_writes=off "
-                "-c synchronous_commit=off -c max_connections=200 -c shared_buffers=128MB "
+                "-c max_connections=200 -c shared_buffers=128MB "
                 "-c max_locks_per_transaction=256"
             )
             result = _run_as_owner(
-                [str(bin_dir / "pg_ctl"), "start", "-D", str(self.data_dir), "-w", "-t",
-                 str(int(timeout)), "-l", str(self.log_file), "-o", options],
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "start",
+                    "-D",
+                    str(self.data_dir),
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    options,
+                ],
                 timeout=timeout + 10,
             )
             if result.returncode != 0:
@@ -132,26 +167,43 @@ class PostgresServer:
     def _psql(self, database: str, sql: str) -> subprocess.CompletedProcess[str]:
         bin_dir = find_pg_bin()
         psql = bin_dir / "psql"
-        command = [str(psql) if psql.exists() else "psql", "-h", "127.0.0.1", "-p", str(self.port),
-                   "-U", DB_USER, "-d", database, "-v", "ON_ERROR_STOP=1", "-Atqc", sql]
+        command = [
+            str(psql) if psql.exists() else "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            DB_USER,
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-Atqc",
+            sql,
+        ]
         return subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
 
     def ensure_database(self, name: str) -> None:
-        exists = self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        _check_identifier(name)
+        exists = self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'")  # noqa: S608
         if exists.stdout.strip() != "1":
             created = self._psql("postgres", f'CREATE DATABASE "{name}"')
             if created.returncode != 0 and "already exists" not in created.stderr:
                 raise DevstackError(f"could not create database {name}: {created.stderr.strip()}")
 
     def drop_database(self, name: str) -> None:
+        _check_identifier(name)
         self._psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self, mode: str = "fast") -> None:
         if not (self.data_dir / "PG_VERSION").exists():
             return
         bin_dir = find_pg_bin()
-        _run_as_owner([str(bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w"],
-                      timeout=60)
+        _run_as_owner(
+            [str(bin_dir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w"],
+            timeout=60,
+        )
 
     def kill(self) -> None:
         """SIGKILL the postmaster (crash recovery runs on the next start)."""

@@ -20,9 +20,7 @@ def env_str(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
-def env_int(
-    env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None
-) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or not raw.strip():
         return default

@@ -7,10 +7,20 @@ shutdown, and `serve()` returns once the server has closed its sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+
+
+class _ServerWithoutSignals(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn would swap the process's handlers and re-raise the signal after
+        # shutdown; the service's own stop event already owns SIGTERM/SIGINT.
+        yield
 
 
 class EmbeddedServer:
@@ -26,8 +36,7 @@ class EmbeddedServer:
             loop="none",
             timeout_graceful_shutdown=5,
         )
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _ServerWithoutSignals(config)
 
     @property
     def started(self) -> bool:
@@ -36,7 +45,7 @@ class EmbeddedServer:
     async def serve(self, stop: asyncio.Event) -> None:
         serving = asyncio.create_task(self._server.serve())
         stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         self._server.should_exit = True
         await serving
         stopping.cancel()
