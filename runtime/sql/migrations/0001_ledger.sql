@@ -66,7 +66,8 @@ CREATE UNIQUE INDEX ledger_message_id ON ledger (message_id) WHERE message_id IS
 
 -- The fold of every status webhook, keyed by Kirim's message id (or 'wamid:<id>' when an
 -- event names no message id). Each status is a seen-flag with its earliest timestamp, so
--- the fold is a union: order-insensitive and idempotent.
+-- the fold is a union: order-insensitive and idempotent. updated_at is the newest event's
+-- own timestamp, never the fold's clock, so a replay rebuilds identical rows.
 CREATE TABLE message_statuses (
     message_id       text PRIMARY KEY,
     wamid            text,
@@ -79,7 +80,6 @@ CREATE TABLE message_statuses (
     error_code       text,
     provider_code    integer,
     error_message    text,
-    events_folded    bigint NOT NULL DEFAULT 0,
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
 
