@@ -1,0 +1,210 @@
+"""Events on the `broadcast.requests` topic: broadcast requests and their control events.
+
+Public contract (the design's "Public contract" section, in types):
+
+- Each Kafka message is one JSON object tagged by `type`:
+  `broadcast.requested` (`BroadcastRequested`), `broadcast.paused`,
+  `broadcast.resumed`, `broadcast.cancelled` (`BroadcastPaused`,
+  `BroadcastResumed`, `BroadcastCancelled`). The Kafka key is the campaign id
+  (`event.campaign_key`).
+- Evolution: fields may be added (with defaults), never renamed, and their
+  types never change. Unknown fields are ignored, so old consumers accept
+  events from newer producers; types are strict (no "1" for 1).
+- `decode_request_event(raw)` returns a `RequestEvent` or raises
+  `schemas.errors.InvalidEvent` with a reason code: `too_large` (over
+  `MAX_EVENT_BYTES`, checked before parsing), `invalid_json`, `unknown_type`,
+  `invalid_sender`, `chunk_out_of_range` or `schema_violation`.
+- Datetimes (`opted_in_at`, `send_at`) are RFC 3339 with a timezone; a naive
+  datetime is a schema violation rather than a guess at the zone.
+
+Phone numbers: the event requires each recipient's `phone` to be a non-empty
+string of at most 32 characters and nothing more. A string that is not valid
+E.164 does NOT reject the event: one bad number in a 5,000-recipient chunk
+would otherwise dead-letter 4,999 good ones. The consumer normalises each phone
+(with `phonenumbers`) and skips a bad one as `invalid_phone`. `is_e164` states
+the canonical form for documentation and tests; it is not the consumer's check.
+
+Constraints are enforced when decoding. Building a Struct in Python runs only
+the cross-field checks (`__post_init__`), so producers should test their
+events through `decode_request_event(encode_request_event(event))`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Final, Literal, TypeAlias, get_args
+
+import msgspec
+from msgspec import Meta, Struct
+
+from schemas import codec
+from schemas.errors import InvalidEvent, Reason
+from schemas.template import Template
+
+MAX_EVENT_BYTES: Final = 1024 * 1024
+"""Largest accepted event; a bigger audience is split into chunks of one campaign."""
+MAX_RECIPIENTS: Final = 10_000
+"""Most recipients in one event (one chunk)."""
+
+_E164: Final = re.compile(r"^\+[1-9]\d{6,14}$")
+
+AwareDatetime = Annotated[
+    datetime, Meta(tz=True, description="RFC 3339 date-time with a timezone offset.")
+]
+PhoneNumberId = Annotated[
+    str, Meta(pattern=r"^[0-9]{6,20}$", description="Meta's numeric id of the sender number.")
+]
+Phone = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=32,
+        description=(
+            "Recipient phone, E.164 expected (`+628111222333`). A string that is not "
+            "valid E.164 does not reject the event: that recipient is skipped as "
+            "`invalid_phone`."
+        ),
+    ),
+]
+VariableName = Annotated[str, Meta(min_length=1, max_length=64)]
+VariableValue = Annotated[str, Meta(max_length=1024)]
+ShortText = Annotated[str, Meta(max_length=1000)]
+
+
+def is_e164(phone: str) -> bool:
+    """True when `phone` is in E.164 form: `+`, a non-zero digit, then 6 to 14 digits."""
+    return _E164.fullmatch(phone) is not None
+
+
+# Shared config; subclasses repeat frozen/kw_only because mypy reads them per class.
+class _Struct(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    pass
+
+
+# The JSON Schema cannot express "exactly one of" from the types alone; this
+# keeps producers in other languages honest about the rule `Sender` enforces.
+_SENDER_ONE_OF: Final = {
+    "oneOf": [
+        {"required": ["phone_number_id"], "properties": {"phone_number_id": {"type": "string"}}},
+        {"required": ["auto"], "properties": {"auto": {"const": True}}},
+    ]
+}
+
+
+class Sender(_Struct, frozen=True, kw_only=True):
+    """Exactly one of `{"phone_number_id": "<6-20 digits>"}` or `{"auto": true}`.
+
+    `auto` picks the connected account with the highest tier, once per campaign.
+    """
+
+    phone_number_id: PhoneNumberId | None = None
+    auto: Literal[True] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.phone_number_id is None) == (self.auto is None):
+            raise InvalidEvent(
+                "invalid_sender",
+                'sender must have exactly one of `phone_number_id` or `"auto": true`',
+            )
+
+    @property
+    def is_auto(self) -> bool:
+        """True when the service chooses the sender number."""
+        return self.auto is True
+
+
+# omit_defaults=False: a chunk is written out in full, as `{}` would be opaque.
+class Chunk(_Struct, omit_defaults=False, frozen=True, kw_only=True):
+    """This event's place among the chunks of one campaign (`index` < `count`)."""
+
+    index: Annotated[int, Meta(ge=0)] = 0
+    count: Annotated[int, Meta(ge=1, le=100_000)] = 1
+
+    def __post_init__(self) -> None:
+        if self.index >= self.count:
+            raise InvalidEvent(
+                "chunk_out_of_range",
+                f"chunk.index ({self.index}) must be less than chunk.count ({self.count})",
+            )
+
+
+class Recipient(_Struct, frozen=True, kw_only=True):
+    """One person to message, with the proof of opt-in and their template variables."""
+
+    phone: Phone
+    opted_in_at: AwareDatetime | None = None
+    variables: Annotated[dict[VariableName, VariableValue], Meta(max_length=50)] = {}
+
+
+class _CampaignEvent(_Struct, tag_field="type", frozen=True, kw_only=True):
+    campaign_id: uuid.UUID
+
+    @property
+    def campaign_key(self) -> str:
+        """The campaign id in canonical form (lowercase, hyphenated): the Kafka key."""
+        return str(self.campaign_id)
+
+
+class BroadcastRequested(_CampaignEvent, tag="broadcast.requested", frozen=True, kw_only=True):
+    """Send one approved template to each recipient (one chunk of a campaign)."""
+
+    sender: Annotated[Sender, Meta(extra_json_schema=_SENDER_ONE_OF)]
+    template: Template
+    recipients: Annotated[list[Recipient], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
+    chunk: Chunk = Chunk()
+    send_at: (
+        Annotated[AwareDatetime, Meta(description="Send no earlier than this; absent: send now.")]
+        | None
+    ) = None
+
+
+class _ControlEvent(_CampaignEvent, frozen=True, kw_only=True):
+    reason: ShortText | None = None
+    requested_by: ShortText | None = None
+
+
+class BroadcastPaused(_ControlEvent, tag="broadcast.paused", frozen=True, kw_only=True):
+    """Stop sending this campaign until it is resumed; nothing is lost."""
+
+
+class BroadcastResumed(_ControlEvent, tag="broadcast.resumed", frozen=True, kw_only=True):
+    """Continue a paused campaign."""
+
+
+class BroadcastCancelled(_ControlEvent, tag="broadcast.cancelled", frozen=True, kw_only=True):
+    """Stop the campaign for good; unsent recipients are skipped as `cancelled`."""
+
+
+RequestEvent: TypeAlias = (
+    BroadcastRequested | BroadcastPaused | BroadcastResumed | BroadcastCancelled
+)
+
+REQUEST_EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    str(cls.__struct_config__.tag) for cls in get_args(RequestEvent)
+)
+
+_DECODER: Final[msgspec.json.Decoder[RequestEvent]] = msgspec.json.Decoder(RequestEvent)
+_ENCODER: Final = msgspec.json.Encoder()
+# Value-rule failures (not wrong JSON types) under these paths get a specific code.
+_VALUE_REASONS: Final[dict[str, Reason]] = {
+    "$.type": "unknown_type",
+    "$.sender": "invalid_sender",
+    "$.chunk": "chunk_out_of_range",
+}
+
+
+def event_type(event: RequestEvent) -> str:
+    """The event's `type` tag, e.g. `broadcast.requested`."""
+    return str(type(event).__struct_config__.tag)
+
+
+def decode_request_event(raw: bytes, *, max_bytes: int = MAX_EVENT_BYTES) -> RequestEvent:
+    """Decode one `broadcast.requests` message value; raises only `InvalidEvent`."""
+    return codec.decode(_DECODER, raw, max_bytes=max_bytes, value_reasons=_VALUE_REASONS)
+
+
+def encode_request_event(event: RequestEvent) -> bytes:
+    """Encode an event as the compact JSON producers publish (defaults omitted)."""
+    return _ENCODER.encode(event)
