@@ -53,6 +53,13 @@ CREATE TABLE ledger (
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz,
     last_attempt_at  timestamptz,
+    -- The dispatcher ownership session that holds this row in memory; another
+    -- session may take it (same key, so the API replays a send that landed).
+    claim_token      uuid,
+    -- Since when a send of this generation may have landed without our knowing
+    -- (claimed, timed out, dropped). Past the API's 24 h key window such a row is
+    -- not re-sent blindly: it fails as outcome_unknown for an operator to decide.
+    uncertain_since  timestamptz,
     message_id       text,
     error_code       text,
     error_message    text,
@@ -82,6 +89,9 @@ CREATE TABLE message_statuses (
     error_message    text,
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
+-- Failures the dispatcher still has to act on are found through this small index.
+CREATE INDEX message_statuses_failed ON message_statuses (message_id)
+    WHERE failed_at IS NOT NULL AND delivered_at IS NULL AND read_at IS NULL;
 
 CREATE TABLE suppressions (
     phone       text PRIMARY KEY,
@@ -95,6 +105,8 @@ CREATE TABLE senders (
     state            text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'stopped')),
     state_reason     text,
     tier             bigint,
+    -- After a quota_exceeded from the API, no new first contacts before this instant.
+    quota_hold_until timestamptz,
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
 
@@ -107,3 +119,9 @@ CREATE TABLE quota_contacts (
     PRIMARY KEY (budget_key, phone)
 );
 CREATE INDEX quota_contacts_recent ON quota_contacts (budget_key, last_contact_at);
+
+-- Live dispatcher instances (heartbeats), so each takes a fair share of the senders.
+CREATE TABLE dispatcher_instances (
+    instance_id  uuid PRIMARY KEY,
+    seen_at      timestamptz NOT NULL
+);

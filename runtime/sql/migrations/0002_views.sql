@@ -16,15 +16,19 @@ CREATE VIEW campaign_recipient_status AS
 SELECT
     l.campaign_id,
     l.phone,
+    -- Once a message id is known, the webhook fold says where the message is; a
+    -- failure the dispatcher recorded stays visible until a later status overrides it.
     CASE
-        WHEN l.status = 'queued' THEN COALESCE(message_status_of(ms), 'queued')
+        WHEN l.status IN ('queued', 'failed') AND l.message_id IS NOT NULL
+            THEN COALESCE(message_status_of(ms), l.status)
         ELSE l.status
     END AS status,
     CASE
         WHEN l.status = 'skipped' THEN l.reason
-        WHEN l.status = 'pending' AND c.state = 'paused' THEN 'paused'
-        WHEN l.status = 'pending' AND c.send_at > now() THEN 'scheduled'
-        WHEN l.status = 'pending' THEN l.reason
+        WHEN l.status <> 'pending' THEN NULL
+        WHEN c.state IN ('paused', 'stopped') OR s.state = 'stopped' THEN 'paused'
+        WHEN c.send_at > now() THEN 'scheduled'
+        ELSE l.reason
     END AS reason,
     l.message_id,
     COALESCE(ms.error_code, l.error_code) AS error_code,
@@ -32,6 +36,7 @@ SELECT
     GREATEST(l.updated_at, ms.updated_at) AS updated_at
 FROM ledger AS l
 JOIN campaigns AS c USING (campaign_id)
+LEFT JOIN senders AS s ON s.phone_number_id = c.phone_number_id
 LEFT JOIN message_statuses AS ms ON ms.message_id = l.message_id;
 
 CREATE VIEW campaign_progress AS
@@ -44,6 +49,8 @@ FROM campaign_recipient_status
 GROUP BY campaign_id, status;
 
 -- One row per campaign: its state and whether it is terminal (nothing pending, queued or sent).
+-- A stopped campaign (template paused, sender stopped) is not terminal: its pending
+-- recipients wait for an operator to resume it.
 CREATE VIEW campaign_overview AS
 SELECT
     c.campaign_id,

@@ -1,0 +1,242 @@
+"""The sending side of the consumer: owns sender numbers and runs one worker per number.
+
+Each ownership round (about a second) heartbeats this instance, counts live
+instances, and takes locks on numbers with work up to a fair share, so two
+instances split the numbers between them and one takes over what the other held
+within seconds of its death. Campaign state changes arrive by LISTEN/NOTIFY, so a
+pause or cancel stops sends waiting in memory within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable
+
+import asyncpg
+
+from consumer.dispatch import metrics
+from consumer.dispatch.context import AccountBook, CampaignStates, DispatchContext
+from consumer.dispatch.ownership import SenderOwnership
+from consumer.dispatch.pacing import RatePacer
+from consumer.dispatch.reconcile import FailureReconciler
+from consumer.dispatch.settings import DispatchSettings
+from consumer.dispatch.store import DispatchStore
+from consumer.dispatch.worker import SenderWorker
+from consumer.kirim.client import KirimClient, KirimTransportError
+from runtime.db import TRANSIENT_ERRORS
+from runtime.events import wait_any
+from runtime.logs import get_logger
+
+log = get_logger(__name__)
+
+CAMPAIGN_STATE_CHANNEL = "campaign_state"
+# Stops that lift by themselves once the cause is gone (checked on each accounts refresh).
+_KEY_STOPS = ("invalid_api_key", "expired_api_key")
+_CONNECTION_STOPS = ("account_not_connected",)
+_FALLBACK_WRITE_PER_MINUTE = 60
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: DispatchSettings,
+        pool: asyncpg.Pool,
+        database_url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.instance_id = uuid.uuid4()
+        self._pool = pool
+        self._database_url = database_url
+        self.store = DispatchStore(pool)
+        self.client = KirimClient(
+            settings.kirim_base_url,
+            settings.kirim_api_key,
+            timeout_seconds=settings.request_timeout_seconds,
+        )
+        self.ctx = DispatchContext(
+            settings=settings,
+            store=self.store,
+            client=self.client,
+            pacer=RatePacer(limit_per_minute=_FALLBACK_WRITE_PER_MINUTE, updated_at=clock()),
+            campaigns=CampaignStates(),
+            accounts=AccountBook(),
+            clock=clock,
+            rng=rng or random.Random(),
+        )
+        self.workers: dict[str, tuple[SenderWorker, asyncio.Task[None]]] = {}
+        self.reconciler = FailureReconciler(self.ctx)
+        self.last_round_at = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        ownership = SenderOwnership(self._database_url)
+        listener: asyncpg.Connection | None = None
+        try:
+            await self._learn_write_budget(stop)
+            await self._refresh_accounts()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.reconciler.run(stop))
+                tasks.create_task(self._accounts_loop(stop))
+                while not stop.is_set():
+                    if listener is None or listener.is_closed():
+                        listener = await self._listen()
+                    await self._ownership_round(ownership, tasks)
+                    await wait_any(stop, within=self.settings.ownership_interval_seconds)
+                await self._halt_all()
+        finally:
+            await ownership.close()
+            if listener is not None and not listener.is_closed():
+                await listener.close()
+            await self._forget_instance()
+            await self.client.close()
+
+    async def _learn_write_budget(self, stop: asyncio.Event) -> None:
+        limit = self.settings.write_per_minute
+        delay = 0.5
+        while limit is None and not stop.is_set():
+            try:
+                limit = await self.client.write_per_minute() or _FALLBACK_WRITE_PER_MINUTE
+            except KirimTransportError as error:
+                log.warning("kirim_me_retry", error=str(error), delay=delay)
+                await wait_any(stop, within=delay)
+                delay = min(delay * 2, 10.0)
+        self.ctx.pacer.limit_per_minute = float(limit or _FALLBACK_WRITE_PER_MINUTE)
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        try:
+            connection: asyncpg.Connection = await asyncpg.connect(self._database_url, timeout=10)
+            await connection.add_listener(CAMPAIGN_STATE_CHANNEL, self._on_campaign_state)
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as error:  # type: ignore[misc]
+            log.warning("listen_retry", error=repr(error))
+            return None
+        return connection
+
+    def _on_campaign_state(
+        self, _conn: asyncpg.Connection | object, _pid: int, _channel: str, payload: object
+    ) -> None:
+        try:
+            campaign_id = uuid.UUID(str(payload).strip())
+        except ValueError:
+            return
+        asyncio.get_running_loop().create_task(self._refresh_campaign(campaign_id))
+
+    async def _refresh_campaign(self, campaign_id: uuid.UUID) -> None:
+        try:
+            states = await self.store.campaign_states([campaign_id])
+        except TRANSIENT_ERRORS:
+            return
+        self.ctx.campaigns.update(states)
+        self.ctx.work_arrived.set()
+
+    async def _ownership_round(self, ownership: SenderOwnership, tasks: asyncio.TaskGroup) -> None:
+        self._reap_finished(tasks)
+        if not await ownership.alive():
+            log.error("sender_ownership_lost", owned=sorted(self.workers))
+            await self._halt_all()
+            return
+        try:
+            await self.store.heartbeat(self.instance_id)
+            live = await self.store.live_instances(self.settings.instance_timeout_seconds)
+            senders = (
+                []
+                if self.ctx.organisation_stopped.is_set()
+                else await self.store.senders_with_work()
+            )
+            stopped = await self.store.stopped_senders()
+            metrics.STOPPED_SENDERS.set(len(stopped))
+            fair_share = math.ceil(len(senders) / max(live, 1))
+            # Each instance tries the numbers in its own order, so they do not all
+            # race for the same one first.
+            order = sorted(senders, key=lambda pid: hash((pid, self.instance_id)))
+            for phone_number_id in order:
+                if len(self.workers) >= fair_share:
+                    break
+                if phone_number_id in self.workers:
+                    continue
+                if await ownership.try_own(phone_number_id):
+                    self._start_worker(phone_number_id, tasks)
+            surplus = len(self.workers) - max(fair_share, 1)
+            for phone_number_id in list(self.workers)[: max(surplus, 0)]:
+                self.workers[phone_number_id][0].halt.set()
+            self._reap_finished(tasks)
+            for phone_number_id in list(ownership.owned):
+                if phone_number_id not in self.workers:
+                    await ownership.disown(phone_number_id)
+        except TRANSIENT_ERRORS as error:
+            log.warning("ownership_round_retry", error=repr(error))
+        metrics.OWNED_SENDERS.set(len(self.workers))
+        self.last_round_at = self.ctx.clock()
+
+    async def _senders_with_work(self) -> list[str]:
+        if self.ctx.organisation_stopped.is_set():
+            return []
+        senders = await self.store.senders_with_work()
+        only = self.settings.only_senders
+        return [pid for pid in senders if pid in only] if only else senders
+
+    def _start_worker(self, phone_number_id: str, tasks: asyncio.TaskGroup) -> None:
+        worker = SenderWorker(self.ctx, phone_number_id)
+        task = tasks.create_task(worker.run())
+        self.workers[phone_number_id] = (worker, task)
+        log.info("sender_owned", sender=phone_number_id, instance=str(self.instance_id))
+
+    def _reap_finished(self, _tasks: asyncio.TaskGroup) -> None:
+        for phone_number_id, (_, task) in list(self.workers.items()):
+            if task.done():
+                del self.workers[phone_number_id]
+
+    async def _halt_all(self) -> None:
+        """Finish in-flight sends within the grace period; the rest stays pending."""
+        for worker, _ in self.workers.values():
+            worker.halt.set()
+        running = [task for _, task in self.workers.values() if not task.done()]
+        if running:
+            await asyncio.wait(running, timeout=self.settings.drain_seconds)
+        for phone_number_id in [p for p, (_, t) in self.workers.items() if t.done()]:
+            del self.workers[phone_number_id]
+
+    async def _accounts_loop(self, stop: asyncio.Event) -> None:
+        while not await wait_any(stop, within=self.settings.accounts_refresh_seconds):
+            await self._refresh_accounts()
+
+    async def _refresh_accounts(self) -> None:
+        """Learn tiers and connection states; lift stops whose cause has gone."""
+        try:
+            accounts = await self.client.accounts()
+            stopped = await self.store.stopped_senders()
+        except (KirimTransportError, *TRANSIENT_ERRORS) as error:  # type: ignore[misc]
+            log.warning("accounts_refresh_failed", error=repr(error))
+            return
+        self.ctx.accounts.accounts = {a.phone_number_id: a for a in accounts}
+        self.ctx.accounts.refreshed_at = self.ctx.clock()
+        for account in accounts:
+            await self.store.record_tier(account.phone_number_id, account.tier)
+        # The accounts call authenticated, so the key works again.
+        if any(reason in _KEY_STOPS for reason in stopped.values()):
+            for phone_number_id in stopped:
+                await self.store.resume_sender(phone_number_id, _KEY_STOPS)
+            self.ctx.organisation_stopped.clear()
+            log.info("senders_resumed", reason="api_key_works")
+        for phone_number_id, reason in stopped.items():
+            known = self.ctx.accounts.get(phone_number_id)
+            if reason in _CONNECTION_STOPS and known and known.status == "connected":
+                await self.store.resume_sender(phone_number_id, _CONNECTION_STOPS)
+                log.info("senders_resumed", sender=phone_number_id, reason="reconnected")
+
+    async def _forget_instance(self) -> None:
+        with contextlib.suppress(*TRANSIENT_ERRORS):
+            await self.store.forget_instance(self.instance_id)
+
+    def healthy(self) -> tuple[bool, str]:
+        age = self.ctx.clock() - self.last_round_at
+        limit = max(30.0, self.settings.ownership_interval_seconds * 30)
+        if self.last_round_at and age > limit:
+            return False, f"no ownership round for {age:.0f}s"
+        return True, f"owns {len(self.workers)} sender(s)"

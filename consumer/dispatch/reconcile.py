@@ -1,0 +1,116 @@
+"""Act on messages that were accepted and failed later (reported by webhook).
+
+The projector folds statuses into `message_statuses`; this loop finds accepted
+messages whose fold says `failed` while the ledger still says `queued`, and
+carries out the policy: give up (and suppress), send again under a new key
+generation (retry, quota deferral), or stop the campaign or sender with the
+recipient kept pending. Each action moves the row out of `queued`, so running it
+twice, or on several instances, changes nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from consumer.dispatch import metrics
+from consumer.dispatch.context import DispatchContext
+from consumer.dispatch.policy import (
+    Defer,
+    GiveUp,
+    Retry,
+    Scope,
+    Stop,
+    async_code_of,
+    classify_async_failure,
+)
+from consumer.dispatch.store import AsyncFailure
+from runtime.db import TRANSIENT_ERRORS
+from runtime.events import wait_any
+from runtime.logs import get_logger
+
+log = get_logger(__name__)
+
+_BATCH = 1000
+
+
+class FailureReconciler:
+    def __init__(self, ctx: DispatchContext) -> None:
+        self.ctx = ctx
+        self.wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                while await self.reconcile_once() == _BATCH:
+                    pass
+            except TRANSIENT_ERRORS as error:
+                log.warning("reconcile_retry", error=repr(error))
+            self.wake.clear()
+            await wait_any(stop, self.wake, within=self.ctx.settings.reconcile_interval_seconds)
+
+    async def reconcile_once(self) -> int:
+        ctx = self.ctx
+        failures = await ctx.store.async_failures(_BATCH)
+        if not failures:
+            return 0
+        now = ctx.clock()
+        resend: list[tuple[AsyncFailure, float, str | None]] = []
+        give_up: list[tuple[AsyncFailure, str]] = []
+        suppress: list[tuple[str, str]] = []
+        for failure in failures:
+            decision = classify_async_failure(
+                failure.error_code,
+                failure.provider_code,
+                failure.generation,
+                ctx.settings.retry,
+                ctx.rng,
+            )
+            code = async_code_of(failure.error_code, failure.provider_code)
+            match decision:
+                case GiveUp(code=final, suppress=also_suppress):
+                    give_up.append((failure, final))
+                    if also_suppress:
+                        suppress.append((failure.phone, final))
+                    action = "suppressed" if also_suppress else "failed"
+                case Retry(after=after):
+                    resend.append((failure, now + after, "retry_backoff"))
+                    action = "retry"
+                case Defer(after=after):
+                    await ctx.store.hold_sender(failure.phone_number_id, now + after)
+                    resend.append((failure, now + after, "deferred_quota"))
+                    action = "deferred"
+                case Stop(scope=scope):
+                    # Stop first, then put the recipient back: it must not go out again
+                    # before an operator resumes the campaign or the sender.
+                    await self._stop(scope, code, failure)
+                    resend.append((failure, now, None))
+                    action = "stopped"
+                case _:
+                    raise AssertionError(f"unexpected decision {decision!r}")
+            metrics.ASYNC_FAILURES.labels(code, action).inc()
+        if suppress:
+            await ctx.store.suppress(suppress)
+        if give_up:
+            await ctx.store.fail_after_failure(give_up)
+        if resend:
+            await ctx.store.resend_after_failure(resend)
+            ctx.work_arrived.set()
+        return len(failures)
+
+    async def _stop(self, scope: Scope, code: str, failure: AsyncFailure) -> None:
+        store = self.ctx.store
+        metrics.STOPS.labels(scope.value, code).inc()
+        log.error(
+            "dispatch_stopped",
+            scope=scope.value,
+            code=code,
+            sender=failure.phone_number_id,
+            campaign_id=str(failure.campaign_id),
+        )
+        if scope is Scope.CAMPAIGN:
+            await store.stop_campaign(failure.campaign_id, code)
+            self.ctx.campaigns.update({failure.campaign_id: "stopped"})
+            return
+        await store.stop_sender(failure.phone_number_id, code)
+        if scope is Scope.ORGANISATION:
+            self.ctx.organisation_stopped.set()

@@ -1,0 +1,112 @@
+"""The dispatcher's part of the consumer's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from consumer.dispatch.policy import RetryPolicy
+from consumer.dispatch.tiers import DEFAULT_CONCURRENCY, UNLIMITED, parse_tier
+from runtime import defaults
+from runtime.env import SettingsError, env_bool, env_float, env_int, env_str
+
+
+def _concurrency_table(raw: str) -> Mapping[int, int]:
+    """`250:5,2000:10,10000:20,unlimited:50`: in-flight sends per tier ceiling."""
+    table: dict[int, int] = {}
+    for part in raw.split(","):
+        tier_text, _, count_text = part.strip().partition(":")
+        tier = parse_tier(tier_text)
+        if tier is None or not count_text.strip().isdigit() or int(count_text) < 1:
+            raise SettingsError(f"DISPATCH_CONCURRENCY: cannot read {part.strip()!r}")
+        table[tier] = int(count_text)
+    return table
+
+
+def _budget_groups(raw: str) -> Mapping[str, str]:
+    """`portfolio_a=106540352242922+106540352242923;b=...`: numbers sharing one quota."""
+    groups: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(";"))):
+        name, _, members = part.partition("=")
+        if not name.strip() or not members.strip():
+            raise SettingsError(f"QUOTA_BUDGET_GROUPS: cannot read {part!r}")
+        for member in members.split("+"):
+            groups[member.strip()] = f"group:{name.strip()}"
+    return groups
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatchSettings:
+    enabled: bool = True
+    kirim_base_url: str = defaults.KIRIM_BASE_URL
+    kirim_api_key: str = defaults.KIRIM_API_KEY
+    request_timeout_seconds: float = 10.0
+    # None: learn it from GET /v1/me.
+    write_per_minute: int | None = None
+    quota_window_seconds: float = defaults.QUOTA_WINDOW_SECONDS
+    quota_margin_seconds: float = 5.0
+    # The tier assumed for a number whose account does not state one.
+    default_tier: int = 250
+    concurrency: Mapping[int, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
+    budget_groups: Mapping[str, str] = field(default_factory=dict)
+    batch_max: int = 500
+    flush_seconds: float = 0.05
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Past this, a send that may have landed is not repeated: the API forgot its key.
+    idempotency_ttl_seconds: float = 23 * 3600.0
+    ownership_interval_seconds: float = 1.0
+    instance_timeout_seconds: float = 10.0
+    reconcile_interval_seconds: float = 2.0
+    accounts_refresh_seconds: float = 60.0
+    drain_seconds: float = 10.0
+    # Only these sender numbers (an instance dedicated to some numbers); empty: all.
+    only_senders: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DispatchSettings:
+        retry = RetryPolicy(
+            base_seconds=env_float(env, "DISPATCH_RETRY_BASE_SECONDS", 1.0, minimum=0.0),
+            max_seconds=env_float(env, "DISPATCH_RETRY_MAX_SECONDS", 300.0, minimum=0.0),
+            max_attempts=env_int(env, "DISPATCH_MAX_ATTEMPTS", 12, minimum=1),
+            in_progress_seconds=env_float(env, "DISPATCH_IN_PROGRESS_SECONDS", 5.0, minimum=0.0),
+        )
+        write = env.get("KIRIM_WRITE_PER_MINUTE", "").strip()
+        tier = parse_tier(env.get("DISPATCH_DEFAULT_TIER", "250"))
+        if tier is None:
+            raise SettingsError("DISPATCH_DEFAULT_TIER must be a tier such as 250 or TIER_1K")
+        return cls(
+            enabled=env_bool(env, "DISPATCH_ENABLED", True),
+            kirim_base_url=env_str(env, "KIRIM_BASE_URL", defaults.KIRIM_BASE_URL),
+            kirim_api_key=env_str(env, "KIRIM_API_KEY", defaults.KIRIM_API_KEY),
+            request_timeout_seconds=env_float(env, "KIRIM_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            write_per_minute=env_int(env, "KIRIM_WRITE_PER_MINUTE", 0, minimum=1)
+            if write
+            else None,
+            quota_window_seconds=env_float(
+                env, "QUOTA_WINDOW_SECONDS", defaults.QUOTA_WINDOW_SECONDS, minimum=1.0
+            ),
+            quota_margin_seconds=env_float(env, "QUOTA_MARGIN_SECONDS", 5.0, minimum=0.0),
+            default_tier=tier,
+            concurrency=_concurrency_table(
+                env.get("DISPATCH_CONCURRENCY", "") or f"250:5,2000:10,10000:20,{UNLIMITED}:50"
+            ),
+            budget_groups=_budget_groups(env.get("QUOTA_BUDGET_GROUPS", "")),
+            batch_max=env_int(env, "DISPATCH_BATCH_MAX", 500, minimum=1),
+            retry=retry,
+            idempotency_ttl_seconds=env_float(
+                env, "KIRIM_IDEMPOTENCY_TTL_SECONDS", 23 * 3600.0, minimum=1.0
+            ),
+            ownership_interval_seconds=env_float(
+                env, "DISPATCH_OWNERSHIP_INTERVAL_SECONDS", 1.0, minimum=0.05
+            ),
+            reconcile_interval_seconds=env_float(
+                env, "DISPATCH_RECONCILE_INTERVAL_SECONDS", 2.0, minimum=0.05
+            ),
+            drain_seconds=env_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0),
+            only_senders=frozenset(
+                p.strip() for p in env.get("DISPATCH_SENDERS", "").split(",") if p.strip()
+            ),
+        )
+
+    def budget_key(self, phone_number_id: str) -> str:
+        return self.budget_groups.get(phone_number_id, f"number:{phone_number_id}")

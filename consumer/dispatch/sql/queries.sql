@@ -1,0 +1,201 @@
+-- Named queries of the dispatcher (loaded by consumer/dispatch/store.py).
+
+-- name: senders_with_work
+-- Sender numbers that have an active campaign with recipients to send or to watch.
+SELECT DISTINCT c.phone_number_id
+FROM campaigns AS c
+WHERE c.state = 'active'
+  AND c.phone_number_id IS NOT NULL
+  AND EXISTS (SELECT 1 FROM ledger AS l
+              WHERE l.campaign_id = c.campaign_id AND l.status IN ('pending', 'queued'))
+  AND NOT EXISTS (SELECT 1 FROM senders AS s
+                  WHERE s.phone_number_id = c.phone_number_id AND s.state = 'stopped');
+
+-- name: sender_campaigns
+SELECT campaign_id, template_name, template_language, template_components, send_at, state
+FROM campaigns
+WHERE phone_number_id = $1 AND state = 'active'
+ORDER BY created_at, campaign_id;
+
+-- name: campaign_states
+SELECT campaign_id, state FROM campaigns WHERE campaign_id = ANY($1::uuid[]);
+
+-- name: due_rows
+-- Up to $2 due recipients of each campaign, skipping the ones this session holds.
+SELECT l.campaign_id, l.phone, l.components, l.generation, l.attempts, l.uncertain_since
+FROM unnest($1::uuid[]) AS c(id)
+CROSS JOIN LATERAL (
+    SELECT campaign_id, phone, components, generation, attempts, uncertain_since
+    FROM ledger
+    WHERE campaign_id = c.id
+      AND status = 'pending'
+      AND (next_attempt_at IS NULL OR next_attempt_at <= $3)
+      AND claim_token IS DISTINCT FROM $4
+    ORDER BY next_attempt_at, phone
+    LIMIT $2
+) AS l;
+
+-- name: next_due_at
+SELECT min(next_attempt_at)
+FROM ledger
+WHERE campaign_id = ANY($1::uuid[]) AND status = 'pending';
+
+-- name: lock_budget
+SELECT pg_advisory_xact_lock(hashtextextended('quota:' || $1, 0));
+
+-- name: budget_usage
+SELECT count(*) AS used, min(last_contact_at) AS oldest
+FROM quota_contacts
+WHERE budget_key = $1 AND last_contact_at >= $2;
+
+-- name: budget_known_phones
+SELECT phone FROM quota_contacts
+WHERE budget_key = $1 AND phone = ANY($2::text[]) AND last_contact_at >= $3;
+
+-- name: record_contacts
+INSERT INTO quota_contacts (budget_key, phone, last_contact_at)
+SELECT $1, phone, $3 FROM unnest($2::text[]) AS t(phone)
+ON CONFLICT (budget_key, phone)
+DO UPDATE SET last_contact_at = GREATEST(quota_contacts.last_contact_at, excluded.last_contact_at);
+
+-- name: claim_rows
+UPDATE ledger AS l
+SET claim_token = $3, uncertain_since = COALESCE(l.uncertain_since, $4), updated_at = now()
+FROM unnest($1::uuid[], $2::text[]) AS t(campaign_id, phone)
+WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone AND l.status = 'pending';
+
+-- name: defer_rows
+UPDATE ledger AS l
+SET reason = 'deferred_quota', next_attempt_at = $3, claim_token = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::text[]) AS t(campaign_id, phone)
+WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone AND l.status = 'pending';
+
+-- name: fail_unknown_outcome
+-- Rows whose last send may have landed more than a key window ago: never re-sent blindly.
+UPDATE ledger AS l
+SET status = 'failed', error_code = 'outcome_unknown',
+    error_message = 'a send may have landed; its idempotency key has expired',
+    claim_token = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::text[]) AS t(campaign_id, phone)
+WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone AND l.status = 'pending';
+
+-- name: record_results
+-- One statement per flush. An acceptance is always recorded (it happened, even if the
+-- campaign was cancelled meanwhile); anything else only while this session holds the row.
+UPDATE ledger AS l
+SET status = t.status,
+    reason = t.reason,
+    message_id = COALESCE(t.message_id, l.message_id),
+    attempts = l.attempts + t.attempted,
+    next_attempt_at = t.next_attempt_at,
+    last_attempt_at = COALESCE(t.attempted_at, l.last_attempt_at),
+    queued_at = CASE WHEN t.status = 'queued' THEN t.attempted_at ELSE l.queued_at END,
+    error_code = t.error_code,
+    error_message = t.error_message,
+    uncertain_since = t.uncertain_since,
+    claim_token = NULL,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+            $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::timestamptz[])
+     AS t(campaign_id, phone, status, reason, message_id, attempted,
+          next_attempt_at, attempted_at, error_code, error_message, uncertain_since)
+WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
+  AND (
+      (t.status = 'queued' AND (l.status = 'pending'
+                                OR (l.status = 'skipped' AND l.reason = 'cancelled')))
+      OR (l.status = 'pending' AND l.claim_token = $12)
+  );
+
+-- name: release_rows
+UPDATE ledger AS l
+SET claim_token = NULL, uncertain_since = t.uncertain_since, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS t(campaign_id, phone, uncertain_since)
+WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
+  AND l.status = 'pending' AND l.claim_token = $4;
+
+-- name: async_failures
+-- Accepted messages that later failed and that the ledger still calls queued. Acting on
+-- one moves its row out of 'queued', so any instance may run this, any number of times.
+SELECT l.campaign_id, l.phone, l.generation, l.message_id, c.phone_number_id,
+       ms.error_code, ms.provider_code, ms.error_message
+FROM message_statuses AS ms
+JOIN ledger AS l ON l.message_id = ms.message_id
+JOIN campaigns AS c ON c.campaign_id = l.campaign_id
+WHERE ms.failed_at IS NOT NULL AND ms.delivered_at IS NULL AND ms.read_at IS NULL
+  AND l.status = 'queued'
+LIMIT $1;
+
+-- name: resend_after_failure
+-- A failed message's recipient goes back to pending under a new key generation.
+UPDATE ledger AS l
+SET status = 'pending', generation = l.generation + 1, message_id = NULL,
+    reason = t.reason, next_attempt_at = t.next_attempt_at,
+    error_code = t.error_code, error_message = t.error_message,
+    uncertain_since = NULL, claim_token = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+     AS t(campaign_id, phone, message_id, next_attempt_at, reason, error_code, error_message)
+WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
+  AND l.message_id = t.message_id AND l.status = 'queued';
+
+-- name: fail_after_failure
+UPDATE ledger AS l
+SET status = 'failed', error_code = t.error_code, error_message = t.error_message,
+    updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+     AS t(campaign_id, phone, message_id, error_code, error_message)
+WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
+  AND l.message_id = t.message_id AND l.status = 'queued';
+
+-- name: suppress_phones
+INSERT INTO suppressions (phone, reason, source)
+SELECT phone, reason, 'dispatcher' FROM unnest($1::text[], $2::text[]) AS t(phone, reason)
+ON CONFLICT (phone) DO NOTHING;
+
+-- name: stop_campaign
+UPDATE campaigns SET state = 'stopped', state_reason = $2, updated_at = now()
+WHERE campaign_id = $1 AND state = 'active';
+
+-- name: stop_sender
+INSERT INTO senders (phone_number_id, state, state_reason, updated_at)
+VALUES ($1, 'stopped', $2, now())
+ON CONFLICT (phone_number_id)
+DO UPDATE SET state = 'stopped', state_reason = excluded.state_reason, updated_at = now();
+
+-- name: resume_sender
+UPDATE senders SET state = 'active', state_reason = NULL, updated_at = now()
+WHERE phone_number_id = $1 AND state = 'stopped' AND state_reason = ANY($2::text[]);
+
+-- name: sender_state
+SELECT state, state_reason, quota_hold_until FROM senders WHERE phone_number_id = $1;
+
+-- name: hold_sender
+INSERT INTO senders (phone_number_id, quota_hold_until, updated_at) VALUES ($1, $2, now())
+ON CONFLICT (phone_number_id) DO UPDATE
+SET quota_hold_until = GREATEST(senders.quota_hold_until, excluded.quota_hold_until),
+    updated_at = now();
+
+-- name: stopped_senders
+SELECT phone_number_id, state_reason FROM senders WHERE state = 'stopped';
+
+-- name: record_tier
+INSERT INTO senders (phone_number_id, tier, updated_at) VALUES ($1, $2, now())
+ON CONFLICT (phone_number_id) DO UPDATE SET tier = excluded.tier, updated_at = now();
+
+-- name: heartbeat
+INSERT INTO dispatcher_instances (instance_id, seen_at) VALUES ($1, now())
+ON CONFLICT (instance_id) DO UPDATE SET seen_at = now();
+
+-- name: live_instances
+SELECT count(*) FROM dispatcher_instances WHERE seen_at > now() - make_interval(secs => $1);
+
+-- name: forget_instance
+DELETE FROM dispatcher_instances WHERE instance_id = $1 OR seen_at < now() - interval '1 hour';
+
+-- name: try_own_sender
+SELECT pg_try_advisory_lock(hashtextextended('sender:' || $1, 0));
+
+-- name: disown_sender
+SELECT pg_advisory_unlock(hashtextextended('sender:' || $1, 0));
+
+-- name: has_pending
+SELECT EXISTS (SELECT 1 FROM ledger WHERE campaign_id = ANY($1::uuid[]) AND status = 'pending');

@@ -1,0 +1,315 @@
+"""The dispatcher's reads and writes: one statement per batch, never one per recipient."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot
+from runtime.sqlfiles import load_queries
+
+Q = load_queries(Path(__file__).with_name("sql") / "queries.sql")
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def seconds_of(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A quota budget (one number, or a group sharing one) as of one batch."""
+
+    key: str
+    limit: int
+    window_start: float
+    hold_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class SenderState:
+    stopped: bool
+    reason: str | None
+    hold_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    campaign_id: uuid.UUID
+    template_name: str
+    template_language: str
+    components: list[Any]
+    send_at: float | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class DueRow:
+    campaign_id: uuid.UUID
+    phone: str
+    components: list[Any] | None
+    generation: int
+    attempts: int
+    uncertain_since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """What one send did to a ledger row; written in bulk by `record_results`."""
+
+    campaign_id: uuid.UUID
+    phone: str
+    status: str
+    reason: str | None = None
+    message_id: str | None = None
+    attempted: int = 1
+    next_attempt_at: float | None = None
+    attempted_at: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    uncertain_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncFailure:
+    campaign_id: uuid.UUID
+    phone: str
+    generation: int
+    message_id: str
+    phone_number_id: str
+    error_code: str | None
+    provider_code: int | None
+    error_message: str | None
+
+
+class DispatchStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def senders_with_work(self) -> list[str]:
+        rows = await self._pool.fetch(Q["senders_with_work"])
+        return [r["phone_number_id"] for r in rows]
+
+    async def sender_campaigns(self, phone_number_id: str) -> list[Campaign]:
+        rows = await self._pool.fetch(Q["sender_campaigns"], phone_number_id)
+        return [
+            Campaign(
+                campaign_id=r["campaign_id"],
+                template_name=r["template_name"],
+                template_language=r["template_language"],
+                components=r["template_components"],
+                send_at=seconds_of(r["send_at"]),
+                state=r["state"],
+            )
+            for r in rows
+        ]
+
+    async def campaign_states(self, campaign_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        rows = await self._pool.fetch(Q["campaign_states"], list(campaign_ids))
+        return {r["campaign_id"]: r["state"] for r in rows}
+
+    async def due_rows(
+        self, campaign_ids: Sequence[uuid.UUID], per_campaign: int, now: float, token: uuid.UUID
+    ) -> list[DueRow]:
+        rows = await self._pool.fetch(
+            Q["due_rows"], list(campaign_ids), per_campaign, at(now), token
+        )
+        return [
+            DueRow(
+                campaign_id=r["campaign_id"],
+                phone=r["phone"],
+                components=r["components"],
+                generation=r["generation"],
+                attempts=r["attempts"],
+                uncertain_since=seconds_of(r["uncertain_since"]),
+            )
+            for r in rows
+        ]
+
+    async def has_pending(self, campaign_ids: Sequence[uuid.UUID]) -> bool:
+        return bool(await self._pool.fetchval(Q["has_pending"], list(campaign_ids)))
+
+    async def next_due_at(self, campaign_ids: Sequence[uuid.UUID]) -> float | None:
+        return seconds_of(await self._pool.fetchval(Q["next_due_at"], list(campaign_ids)))
+
+    async def reserve(
+        self,
+        budget: Budget,
+        rows: Sequence[DueRow],
+        decide: Callable[[QuotaSnapshot], QuotaPlan],
+        *,
+        token: uuid.UUID,
+        now: float,
+    ) -> QuotaPlan:
+        """Plan and record a batch under the budget's lock, in one transaction.
+
+        `decide(snapshot)` is the pure planner; its `send` phones are recorded as
+        contacts and their rows claimed, its `defer` rows get `retry_at`.
+        """
+        budget_key, window_start = budget.key, budget.window_start
+        phones = sorted({row.phone for row in rows})
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(Q["lock_budget"], budget_key)
+            usage = await connection.fetchrow(Q["budget_usage"], budget_key, at(window_start))
+            known = await connection.fetch(
+                Q["budget_known_phones"], budget_key, phones, at(window_start)
+            )
+            snapshot = QuotaSnapshot(
+                limit=budget.limit,
+                used=usage["used"] if usage else 0,
+                in_window=frozenset(r["phone"] for r in known),
+                oldest_contact_at=seconds_of(usage["oldest"]) if usage else None,
+                hold_until=budget.hold_until,
+            )
+            plan = decide(snapshot)
+            sending = set(plan.send)
+            send_rows = [row for row in rows if row.phone in sending]
+            defer_rows = [row for row in rows if row.phone not in sending]
+            if send_rows:
+                await connection.execute(Q["record_contacts"], budget_key, sorted(sending), at(now))
+                await connection.execute(
+                    Q["claim_rows"],
+                    [row.campaign_id for row in send_rows],
+                    [row.phone for row in send_rows],
+                    token,
+                    at(now),
+                )
+            if defer_rows and plan.retry_at is not None:
+                await connection.execute(
+                    Q["defer_rows"],
+                    [row.campaign_id for row in defer_rows],
+                    [row.phone for row in defer_rows],
+                    at(plan.retry_at),
+                )
+        return plan
+
+    async def fail_unknown_outcome(self, rows: Sequence[DueRow]) -> None:
+        await self._pool.execute(
+            Q["fail_unknown_outcome"],
+            [row.campaign_id for row in rows],
+            [row.phone for row in rows],
+        )
+
+    async def record_results(self, results: Sequence[RowResult], token: uuid.UUID) -> None:
+        def opt_at(value: float | None) -> datetime | None:
+            return at(value) if value is not None else None
+
+        await self._pool.execute(
+            Q["record_results"],
+            [r.campaign_id for r in results],
+            [r.phone for r in results],
+            [r.status for r in results],
+            [r.reason for r in results],
+            [r.message_id for r in results],
+            [r.attempted for r in results],
+            [opt_at(r.next_attempt_at) for r in results],
+            [opt_at(r.attempted_at) for r in results],
+            [r.error_code for r in results],
+            [r.error_message for r in results],
+            [opt_at(r.uncertain_since) for r in results],
+            token,
+        )
+
+    async def release_rows(self, rows: Sequence[DueRow], token: uuid.UUID) -> None:
+        await self._pool.execute(
+            Q["release_rows"],
+            [row.campaign_id for row in rows],
+            [row.phone for row in rows],
+            [at(row.uncertain_since) if row.uncertain_since else None for row in rows],
+            token,
+        )
+
+    async def async_failures(self, limit: int) -> list[AsyncFailure]:
+        rows = await self._pool.fetch(Q["async_failures"], limit)
+        return [
+            AsyncFailure(
+                campaign_id=r["campaign_id"],
+                phone=r["phone"],
+                generation=r["generation"],
+                message_id=r["message_id"],
+                phone_number_id=r["phone_number_id"],
+                error_code=r["error_code"],
+                provider_code=r["provider_code"],
+                error_message=r["error_message"],
+            )
+            for r in rows
+        ]
+
+    async def resend_after_failure(
+        self, failures: Sequence[tuple[AsyncFailure, float, str | None]]
+    ) -> None:
+        """(failure, when to send again, pending reason) for each recipient."""
+        await self._pool.execute(
+            Q["resend_after_failure"],
+            [f.campaign_id for f, _, _ in failures],
+            [f.phone for f, _, _ in failures],
+            [f.message_id for f, _, _ in failures],
+            [at(when) for _, when, _ in failures],
+            [reason for _, _, reason in failures],
+            [f.error_code for f, _, _ in failures],
+            [f.error_message for f, _, _ in failures],
+        )
+
+    async def fail_after_failure(self, failures: Sequence[tuple[AsyncFailure, str]]) -> None:
+        await self._pool.execute(
+            Q["fail_after_failure"],
+            [f.campaign_id for f, _ in failures],
+            [f.phone for f, _ in failures],
+            [f.message_id for f, _ in failures],
+            [code for _, code in failures],
+            [f.error_message for f, _ in failures],
+        )
+
+    async def suppress(self, phones_and_reasons: Sequence[tuple[str, str]]) -> None:
+        await self._pool.execute(
+            Q["suppress_phones"],
+            [phone for phone, _ in phones_and_reasons],
+            [reason for _, reason in phones_and_reasons],
+        )
+
+    async def stop_campaign(self, campaign_id: uuid.UUID, reason: str) -> None:
+        await self._pool.execute(Q["stop_campaign"], campaign_id, reason)
+
+    async def stop_sender(self, phone_number_id: str, reason: str) -> None:
+        await self._pool.execute(Q["stop_sender"], phone_number_id, reason)
+
+    async def resume_sender(self, phone_number_id: str, reasons: Sequence[str]) -> None:
+        await self._pool.execute(Q["resume_sender"], phone_number_id, list(reasons))
+
+    async def sender_state(self, phone_number_id: str) -> SenderState:
+        row = await self._pool.fetchrow(Q["sender_state"], phone_number_id)
+        if row is None:
+            return SenderState(stopped=False, reason=None, hold_until=0.0)
+        return SenderState(
+            stopped=row["state"] == "stopped",
+            reason=row["state_reason"],
+            hold_until=seconds_of(row["quota_hold_until"]) or 0.0,
+        )
+
+    async def hold_sender(self, phone_number_id: str, until: float) -> None:
+        await self._pool.execute(Q["hold_sender"], phone_number_id, at(until))
+
+    async def stopped_senders(self) -> dict[str, str | None]:
+        rows = await self._pool.fetch(Q["stopped_senders"])
+        return {r["phone_number_id"]: r["state_reason"] for r in rows}
+
+    async def heartbeat(self, instance_id: uuid.UUID) -> None:
+        await self._pool.execute(Q["heartbeat"], instance_id)
+
+    async def live_instances(self, within_seconds: float) -> int:
+        return int(await self._pool.fetchval(Q["live_instances"], within_seconds))
+
+    async def forget_instance(self, instance_id: uuid.UUID) -> None:
+        await self._pool.execute(Q["forget_instance"], instance_id)
+
+    async def record_tier(self, phone_number_id: str, tier: int | None) -> None:
+        await self._pool.execute(Q["record_tier"], phone_number_id, tier)

@@ -1,0 +1,306 @@
+"""One sender number's send loop, run by the instance that owns the number.
+
+Each round: read the number's campaigns, take up to a second's worth of due
+recipients shared round-robin between campaigns, let the quota planner split them
+into sends and deferrals (recorded in one transaction with the contacts they use),
+then send each one paced to the organisation's rate, at most the tier's
+concurrency in flight. Results go to the ledger in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections import defaultdict
+
+from consumer.dispatch import metrics
+from consumer.dispatch.context import DispatchContext
+from consumer.dispatch.outcome import row_result
+from consumer.dispatch.policy import (
+    Accepted,
+    Answer,
+    Decision,
+    Defer,
+    GiveUp,
+    Retry,
+    Scope,
+    Stop,
+    classify_response,
+    classify_transport_error,
+)
+from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot, plan_quota, window_start
+from consumer.dispatch.request import idempotency_key, template_body
+from consumer.dispatch.results import ResultWriter
+from consumer.dispatch.schedule import interleave
+from consumer.dispatch.store import Budget, Campaign, DueRow
+from consumer.dispatch.tiers import concurrency_for
+from consumer.kirim.client import KirimTransportError
+from runtime.db import TRANSIENT_ERRORS
+from runtime.events import wait_any
+from runtime.logs import get_logger
+
+log = get_logger(__name__)
+
+_IDLE_SECONDS = 1.0
+
+
+class SenderWorker:
+    def __init__(self, ctx: DispatchContext, phone_number_id: str) -> None:
+        self.ctx = ctx
+        self.phone_number_id = phone_number_id
+        self.token = uuid.uuid4()
+        # Set to make this worker finish its in-flight sends and return.
+        self.halt = asyncio.Event()
+        self._writer = ResultWriter(ctx.store, self.token, ctx.settings.flush_seconds)
+        self._sender_stopped = False
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # Shared by consecutive rounds, so the next claim overlaps the last sends.
+        self._slots = asyncio.Semaphore(self._limits()[1])
+
+    def _halted(self) -> bool:
+        return self.halt.is_set() or self._sender_stopped or self.ctx.organisation_stopped.is_set()
+
+    async def run(self) -> None:
+        """Send until the number has no work or the worker is halted, then drain.
+
+        A bug in a send crashes the task group and with it the service: restarting is
+        safe by design, and a loud crash beats a silently stuck number.
+        """
+        writer_done = asyncio.Event()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._writer.run(writer_done))
+            try:
+                await self._rounds(tasks)
+                await self._wait_in_flight()
+            finally:
+                writer_done.set()
+
+    async def _wait_in_flight(self) -> None:
+        while self._in_flight:
+            await asyncio.wait(set(self._in_flight))
+
+    async def _rounds(self, tasks: asyncio.TaskGroup) -> None:
+        backoff = 0.1
+        while not self._halted():
+            try:
+                more = await self._round(tasks)
+            except TRANSIENT_ERRORS as error:
+                log.warning("dispatch_round_retry", sender=self.phone_number_id, error=repr(error))
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            if not more:
+                return
+
+    def _limits(self) -> tuple[int, int]:
+        account = self.ctx.accounts.get(self.phone_number_id)
+        limit = account.tier if account and account.tier else self.ctx.settings.default_tier
+        return limit, concurrency_for(limit, self.ctx.settings.concurrency)
+
+    async def _round(self, tasks: asyncio.TaskGroup) -> bool:
+        """One claim-and-send round; False when the number has nothing left to do."""
+        ctx, settings = self.ctx, self.ctx.settings
+        sender = await ctx.store.sender_state(self.phone_number_id)
+        if sender.stopped:
+            return False
+        account = ctx.accounts.get(self.phone_number_id)
+        if account is not None and account.status != "connected":
+            await self._stop(
+                Stop(Scope.SENDER, "account_not_connected", resumes_automatically=True), None
+            )
+            return False
+        campaigns = await ctx.store.sender_campaigns(self.phone_number_id)
+        if not campaigns:
+            return False
+        ctx.campaigns.update({c.campaign_id: c.state for c in campaigns})
+        now = ctx.clock()
+        due = [c for c in campaigns if c.send_at is None or c.send_at <= now]
+        limit, concurrency = self._limits()
+        # About a second of sends: small enough that a pause bites within a second.
+        batch = max(concurrency * 2, min(settings.batch_max, int(ctx.pacer.rate)))
+        rows = (
+            await ctx.store.due_rows(
+                [c.campaign_id for c in due], math.ceil(batch / len(due)), now, self.token
+            )
+            if due
+            else []
+        )
+        if not rows:
+            return await self._idle(campaigns, now)
+        rows = self._fair_order(rows, due)
+        fresh, expired = self._split_expired(rows, now)
+        if expired:
+            await ctx.store.fail_unknown_outcome(expired)
+        if not fresh:
+            return True
+        budget = Budget(
+            key=settings.budget_key(self.phone_number_id),
+            limit=limit,
+            window_start=window_start(
+                now, settings.quota_window_seconds, settings.quota_margin_seconds
+            ),
+            hold_until=sender.hold_until,
+        )
+        phones = [row.phone for row in fresh]
+
+        def decide(snapshot: QuotaSnapshot) -> QuotaPlan:
+            metrics.QUOTA_USED.labels(self.phone_number_id).set(snapshot.used)
+            metrics.QUOTA_LIMIT.labels(self.phone_number_id).set(snapshot.limit)
+            return plan_quota(
+                phones, snapshot, now, settings.quota_window_seconds, settings.quota_margin_seconds
+            )
+
+        plan = await ctx.store.reserve(budget, fresh, decide, token=self.token, now=now)
+        if plan.defer:
+            metrics.DEFERRED.labels(self.phone_number_id).inc(len(plan.defer))
+        sending = set(plan.send)
+        by_id = {c.campaign_id: c for c in campaigns}
+        await self._send_all([row for row in fresh if row.phone in sending], by_id, now, tasks)
+        return True
+
+    def _fair_order(self, rows: list[DueRow], due: list[Campaign]) -> list[DueRow]:
+        grouped: dict[uuid.UUID, list[DueRow]] = defaultdict(list)
+        for row in rows:
+            grouped[row.campaign_id].append(row)
+        return interleave([grouped[c.campaign_id] for c in due if c.campaign_id in grouped])
+
+    def _split_expired(self, rows: list[DueRow], now: float) -> tuple[list[DueRow], list[DueRow]]:
+        ttl = self.ctx.settings.idempotency_ttl_seconds
+        expired = [
+            r for r in rows if r.uncertain_since is not None and now - r.uncertain_since > ttl
+        ]
+        if not expired:
+            return rows, []
+        gone = {(r.campaign_id, r.phone) for r in expired}
+        return [r for r in rows if (r.campaign_id, r.phone) not in gone], expired
+
+    async def _idle(self, campaigns: list[Campaign], now: float) -> bool:
+        ids = [c.campaign_id for c in campaigns]
+        if not self._in_flight and not await self.ctx.store.has_pending(ids):
+            return False
+        wake_at = now + _IDLE_SECONDS
+        next_due = await self.ctx.store.next_due_at(ids)
+        starts = [c.send_at for c in campaigns if c.send_at is not None and c.send_at > now]
+        for moment in (next_due, *starts):
+            if moment is not None and moment > now:
+                wake_at = min(wake_at, moment)
+        self.ctx.work_arrived.clear()
+        await self._sleep(max(0.0, wake_at - now), self.ctx.work_arrived)
+        return True
+
+    async def _sleep(self, seconds: float, *wake: asyncio.Event) -> None:
+        """Sleep, returning early when halted or when one of `wake` is set."""
+        await wait_any(self.halt, self.ctx.organisation_stopped, *wake, within=seconds)
+
+    async def _send_all(
+        self,
+        rows: list[DueRow],
+        campaigns: dict[uuid.UUID, Campaign],
+        claimed_at: float,
+        tasks: asyncio.TaskGroup,
+    ) -> None:
+        ctx, slots = self.ctx, self._slots
+        unsent: list[DueRow] = []
+        for index, row in enumerate(rows):
+            if self._halted():
+                unsent.extend(rows[index:])
+                break
+            if not ctx.campaigns.sendable(row.campaign_id):
+                unsent.append(row)
+                continue
+            await slots.acquire()
+            seq, wait = ctx.pacer.reserve(ctx.clock())
+            if wait > 0:
+                metrics.RATE_LIMIT_WAIT.inc(wait)
+                await self._sleep(wait)
+                if self._halted() or not ctx.campaigns.sendable(row.campaign_id):
+                    ctx.pacer.release(seq)
+                    slots.release()
+                    unsent.append(row)
+                    continue
+            task = tasks.create_task(self._send(row, campaigns[row.campaign_id], seq, claimed_at))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(lambda _: slots.release())
+        if unsent:
+            await ctx.store.release_rows(unsent, self.token)
+
+    async def _send(self, row: DueRow, campaign: Campaign, seq: int, claimed_at: float) -> None:
+        ctx = self.ctx
+        attempt = row.attempts + 1
+        key = idempotency_key(str(row.campaign_id), row.phone, row.generation)
+        components = row.components if row.components is not None else campaign.components
+        body = template_body(
+            row.phone, campaign.template_name, campaign.template_language, components
+        )
+        gauge = metrics.IN_FLIGHT.labels(self.phone_number_id)
+        gauge.inc()
+        started = ctx.clock()
+        try:
+            answer = await ctx.client.send_template(self.phone_number_id, key, body)
+        except KirimTransportError as error:
+            ctx.pacer.forget(seq)
+            decision: Decision = classify_transport_error(
+                error.code, attempt, ctx.settings.retry, ctx.rng
+            )
+            message: str | None = str(error)
+        else:
+            now = ctx.clock()
+            if answer.status == 429 and answer.error_code != "quota_exceeded":
+                metrics.RATE_LIMITED.inc()
+                ctx.pacer.throttle(seq, now, answer.retry_after or 1.0)
+            else:
+                ctx.pacer.observe(seq, now, answer.rate_limit, answer.rate_remaining)
+            decision = classify_response(
+                Answer(answer.status, answer.error_code, answer.retry_after, answer.message_id),
+                attempt,
+                ctx.settings.retry,
+                ctx.rng,
+            )
+            message = answer.error_message
+        finally:
+            gauge.dec()
+        now = ctx.clock()
+        metrics.SEND_SECONDS.observe(now - started)
+        self._writer.add(row_result(row, decision, now, claimed_at, message))
+        self._count(decision)
+        if isinstance(decision, Stop):
+            await self._stop(decision, row.campaign_id)
+        elif isinstance(decision, Defer):
+            await ctx.store.hold_sender(self.phone_number_id, now + decision.after)
+
+    def _count(self, decision: Decision) -> None:
+        match decision:
+            case Accepted():
+                metrics.SENDS.labels("accepted", "").inc()
+            case Retry(code=code):
+                metrics.SENDS.labels("retry", code).inc()
+                metrics.RETRIES.labels(code).inc()
+            case Defer(code=code):
+                metrics.SENDS.labels("deferred", code).inc()
+            case GiveUp(code=code):
+                metrics.SENDS.labels("failed", code).inc()
+            case Stop(code=code):
+                metrics.SENDS.labels("stopped", code).inc()
+
+    async def _stop(self, decision: Stop, campaign_id: uuid.UUID | None) -> None:
+        """Carry out a stop; the recipients stay pending and nothing is lost."""
+        store = self.ctx.store
+        metrics.STOPS.labels(decision.scope.value, decision.code).inc()
+        log.error(
+            "dispatch_stopped",
+            scope=decision.scope.value,
+            code=decision.code,
+            sender=self.phone_number_id,
+            campaign_id=str(campaign_id) if campaign_id else None,
+        )
+        if decision.scope is Scope.CAMPAIGN and campaign_id is not None:
+            await store.stop_campaign(campaign_id, decision.code)
+            self.ctx.campaigns.update({campaign_id: "stopped"})
+            return
+        await store.stop_sender(self.phone_number_id, decision.code)
+        self._sender_stopped = True
+        if decision.scope is Scope.ORGANISATION:
+            self.ctx.organisation_stopped.set()

@@ -1,0 +1,1 @@
+"""The Kirim API client the consumer sends through (see docs/kirim-api.md)."""
