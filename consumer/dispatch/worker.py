@@ -286,8 +286,13 @@ class SenderWorker:
                 metrics.SENDS.labels("stopped", code).inc()
 
     async def _stop(self, decision: Stop, campaign_id: uuid.UUID | None) -> None:
-        """Carry out a stop; the recipients stay pending and nothing is lost."""
+        """Carry out a stop once; the recipients stay pending and nothing is lost."""
         store = self.ctx.store
+        if decision.scope is Scope.CAMPAIGN:
+            if campaign_id is None or not self.ctx.campaigns.sendable(campaign_id):
+                return  # the sends in flight with it answer the same
+        elif self._sender_stopped:
+            return
         metrics.STOPS.labels(decision.scope.value, decision.code).inc()
         log.error(
             "dispatch_stopped",
