@@ -13,6 +13,7 @@ import asyncio
 import math
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 
 from consumer.dispatch import metrics
 from consumer.dispatch.context import DispatchContext
@@ -43,6 +44,15 @@ from runtime.logs import get_logger
 log = get_logger(__name__)
 
 _IDLE_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Recipients claimed for sending, with the campaigns they belong to."""
+
+    rows: list[DueRow]
+    campaigns: dict[uuid.UUID, Campaign]
+    claimed_at: float
 
 
 class SenderWorker:
@@ -81,26 +91,50 @@ class SenderWorker:
             await asyncio.wait(set(self._in_flight))
 
     async def _rounds(self, tasks: asyncio.TaskGroup) -> None:
+        """Claim, then send; the next claim runs while this batch is sent, so the
+        database round trips between batches leave no gap in the sending."""
         backoff = 0.1
-        while not self._halted():
-            try:
-                more = await self._round(tasks)
-            except TRANSIENT_ERRORS as error:
-                log.warning("dispatch_round_retry", sender=self.phone_number_id, error=repr(error))
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = 0.1
-            if not more:
-                return
+        prefetch: asyncio.Task[_Batch | bool] | None = None
+        try:
+            while not self._halted():
+                try:
+                    claimed = await (prefetch or self._claim())
+                except TRANSIENT_ERRORS as error:
+                    log.warning(
+                        "dispatch_round_retry", sender=self.phone_number_id, error=repr(error)
+                    )
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                finally:
+                    prefetch = None
+                backoff = 0.1
+                if claimed is False:
+                    return
+                if isinstance(claimed, _Batch):
+                    prefetch = asyncio.create_task(self._claim())
+                    await self._send_all(claimed, tasks)
+        finally:
+            if prefetch is not None:
+                await self._abandon(prefetch)
+
+    async def _abandon(self, prefetch: asyncio.Task[_Batch | bool]) -> None:
+        """A batch claimed ahead but never sent goes back, untouched, to pending."""
+        try:
+            claimed = await prefetch
+        except TRANSIENT_ERRORS:
+            return  # its rows keep this token; the next owner takes them anyway
+        if isinstance(claimed, _Batch):
+            await self.ctx.store.release_rows(claimed.rows, self.token)
 
     def _limits(self) -> tuple[int, int]:
         account = self.ctx.accounts.get(self.phone_number_id)
         limit = account.tier if account and account.tier else self.ctx.settings.default_tier
         return limit, concurrency_for(limit, self.ctx.settings.concurrency)
 
-    async def _round(self, tasks: asyncio.TaskGroup) -> bool:
-        """One claim-and-send round; False when the number has nothing left to do."""
+    async def _claim(self) -> _Batch | bool:
+        """Claim the next batch; False when the number has nothing left to do, True
+        when there was nothing to send this time (after an idle wait)."""
         ctx, settings = self.ctx, self.ctx.settings
         sender = await ctx.store.sender_state(self.phone_number_id)
         if sender.stopped:
@@ -156,9 +190,11 @@ class SenderWorker:
         if plan.defer:
             metrics.DEFERRED.labels(self.phone_number_id).inc(len(plan.defer))
         sending = set(plan.send)
-        by_id = {c.campaign_id: c for c in campaigns}
-        await self._send_all([row for row in fresh if row.phone in sending], by_id, now, tasks)
-        return True
+        return _Batch(
+            rows=[row for row in fresh if row.phone in sending],
+            campaigns={c.campaign_id: c for c in campaigns},
+            claimed_at=now,
+        )
 
     def _fair_order(self, rows: list[DueRow], due: list[Campaign]) -> list[DueRow]:
         grouped: dict[uuid.UUID, list[DueRow]] = defaultdict(list)
@@ -194,14 +230,9 @@ class SenderWorker:
         """Sleep, returning early when halted or when one of `wake` is set."""
         await wait_any(self.halt, self.ctx.organisation_stopped, *wake, within=seconds)
 
-    async def _send_all(
-        self,
-        rows: list[DueRow],
-        campaigns: dict[uuid.UUID, Campaign],
-        claimed_at: float,
-        tasks: asyncio.TaskGroup,
-    ) -> None:
+    async def _send_all(self, batch: _Batch, tasks: asyncio.TaskGroup) -> None:
         ctx, slots = self.ctx, self._slots
+        rows, campaigns, claimed_at = batch.rows, batch.campaigns, batch.claimed_at
         unsent: list[DueRow] = []
         for index, row in enumerate(rows):
             if self._halted():
