@@ -3,6 +3,6 @@
 Layout: pure, clock-injected decision modules (`idempotency`, `ratelimit`,
 `quota`, `validation`, `outcome`, `timeline`, `faults`, `delivery`, `payload`,
 `signature`) under a synchronous `engine`, wrapped by thin async shells (`app`
-for HTTP, `dispatcher` for webhooks, `server` for the lifecycle). `testing`
+and `asgi` for HTTP, `dispatcher` for webhooks, `server` for the lifecycle). `testing`
 runs one in-process for tests. The behaviour is documented in docs/sandbox.md.
 """
