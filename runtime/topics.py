@@ -12,15 +12,29 @@ from runtime.logs import get_logger
 log = get_logger(__name__)
 
 
+# The status topic is the read model's source of truth: a rebuild replays it from the
+# start, so it keeps everything and is never compacted (one message id has several events).
+REPLAYABLE: Mapping[str, str] = {"retention.ms": "-1", "cleanup.policy": "delete"}
+
+
 async def ensure_topics(
-    bootstrap_servers: str, partitions_by_topic: Mapping[str, int], replication_factor: int = 1
+    bootstrap_servers: str,
+    partitions_by_topic: Mapping[str, int],
+    replication_factor: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
+    """Create missing topics, with `configs[name]` as their topic configuration."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=30_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=count, replication_factor=replication_factor)
+            NewTopic(
+                name,
+                num_partitions=count,
+                replication_factor=replication_factor,
+                topic_configs=dict((configs or {}).get(name, {})),
+            )
             for name, count in partitions_by_topic.items()
             if name not in existing
         ]
