@@ -6,35 +6,17 @@ Health is a list of named checks, each a plain function returning `(ok, detail)`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from runtime.asgi import ASGIApp, Receive, Scope, Send, respond
+
 HealthCheck = Callable[[], tuple[bool, str]]
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _encoder = msgspec.json.Encoder()
-
-
-async def respond(
-    send: Send, status: int, body: bytes, content_type: bytes = b"application/json"
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def health_report(checks: Mapping[str, HealthCheck]) -> tuple[bool, dict[str, Any]]:

@@ -18,8 +18,9 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from runtime.asgi import Receive, Scope, Send, TooLarge, read_body
 from runtime.logs import get_logger
-from sandbox.asgi import Receive, Request, Scope, Send, TooLarge, drop, read_body, route
+from sandbox.asgi import Request, drop, route
 from sandbox.clock import Clock
 from sandbox.control import Control
 from sandbox.dispatcher import WebhookDispatcher

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+from runtime.asgi import Scope, Send
 
 
 class Request:
@@ -32,13 +28,6 @@ class Request:
                 self.content_type = value.decode("latin-1")
 
 
-class TooLarge:
-    """The body went past the size limit (a sentinel, never a body)."""
-
-
-TOO_LARGE = TooLarge()
-
-
 def route(parts: list[str], method: str) -> tuple[str, str, str]:
     """(endpoint, phone_number_id, message_id), "" when absent; "unknown"/"method" on a miss."""
     count = len(parts)
@@ -54,23 +43,6 @@ def route(parts: list[str], method: str) -> tuple[str, str, str]:
     if count == 3 and parts[2]:
         return ("get_message" if method == "GET" else "method"), parts[0], parts[2]
     return "unknown", "", ""
-
-
-async def read_body(receive: Receive, limit: int) -> bytes | TooLarge | None:
-    """The request body; `TOO_LARGE` past `limit`, None if the client went away."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return TOO_LARGE
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def drop(send: Send) -> None:

@@ -12,9 +12,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runtime.asgi import ASGIApp
 from runtime.httpserve import EmbeddedServer
 from runtime.logs import get_logger
-from runtime.observe import ASGIApp, observability_app
+from runtime.observe import observability_app
 from sandbox.app import SandboxApp
 from sandbox.clock import Clock, SystemClock
 from sandbox.control import Control

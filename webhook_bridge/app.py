@@ -23,8 +23,17 @@ from typing import Final
 
 import msgspec
 
+from runtime.asgi import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    TooLarge,
+    declared_length,
+    read_body,
+    respond,
+)
 from runtime.logs import get_logger
-from runtime.observe import ASGIApp, Receive, Scope, Send, respond
 from schemas.errors import InvalidEvent
 from schemas.webhooks import StatusWebhook, decode_status_webhook, is_status_event
 from webhook_bridge import metrics
@@ -51,33 +60,6 @@ _JSON_SYNTAX: Final = msgspec.json.Decoder(msgspec.Raw)
 _encoder: Final = msgspec.json.Encoder()
 
 Clock = Callable[[], float]
-
-
-class _BodyTooLargeError(Exception):
-    pass
-
-
-class _ClientGoneError(Exception):
-    pass
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise _BodyTooLargeError
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGoneError
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLargeError
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _message_key(webhook: StatusWebhook) -> str | None:
@@ -118,12 +100,11 @@ def bridge_app(
         if scope["method"] != "POST":
             await _answer(send, 405, "method_not_allowed")
             return
-        try:
-            body = await _read_body(scope, receive, settings.max_body_bytes)
-        except _BodyTooLargeError:
-            await _answer(send, 413, "too_large")
+        body = await read_body(receive, settings.max_body_bytes, declared_length(scope))
+        if body is None:
             return
-        except _ClientGoneError:
+        if isinstance(body, TooLarge):
+            await _answer(send, 413, "too_large")
             return
 
         headers: dict[bytes, bytes] = {}
