@@ -79,6 +79,7 @@ class Dispatcher:
         ownership = SenderOwnership(self._database_url)
         listener: asyncpg.Connection | None = None
         try:
+            metrics.LAST_PROGRESS.set(self.ctx.clock())
             await self._learn_write_budget(stop)
             await self._refresh_accounts()
             async with asyncio.TaskGroup() as tasks:
@@ -169,6 +170,7 @@ class Dispatcher:
             for phone_number_id in list(ownership.owned):
                 if phone_number_id not in self.workers:
                     await ownership.disown(phone_number_id)
+                    metrics.forget_sender(phone_number_id)
         except TRANSIENT_ERRORS as error:
             log.warning("ownership_round_retry", error=repr(error))
         metrics.OWNED_SENDERS.set(len(self.workers))
@@ -201,6 +203,7 @@ class Dispatcher:
             await asyncio.wait(running, timeout=self.settings.drain_seconds)
         for phone_number_id in [p for p, (_, t) in self.workers.items() if t.done()]:
             del self.workers[phone_number_id]
+            metrics.forget_sender(phone_number_id)
 
     async def _accounts_loop(self, stop: asyncio.Event) -> None:
         while not await wait_any(stop, within=self.settings.accounts_refresh_seconds):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 SENDS = Counter(
@@ -15,6 +17,11 @@ QUOTA_USED = Gauge(
 )
 QUOTA_LIMIT = Gauge(
     "broadcast_dispatch_quota_limit", "The sender's unique-recipient tier limit.", ["sender"]
+)
+DUE = Gauge(
+    "broadcast_dispatch_due_recipients",
+    "Recipients due now that the last round found for the sender (capped at one batch).",
+    ["sender"],
 )
 DEFERRED = Counter(
     "broadcast_dispatch_deferred_total",
@@ -46,5 +53,14 @@ SEND_SECONDS = Histogram(
 )
 LAST_PROGRESS = Gauge(
     "broadcast_dispatch_last_progress_timestamp_seconds",
-    "Unix time of the last recorded send result.",
+    "Unix time of the last recorded send result (the start time before the first).",
 )
+
+_PER_SENDER = (IN_FLIGHT, QUOTA_USED, QUOTA_LIMIT, DUE)
+
+
+def forget_sender(sender: str) -> None:
+    """Stop exporting a number's gauges once this instance no longer owns it."""
+    for gauge in _PER_SENDER:
+        with contextlib.suppress(KeyError):
+            gauge.remove(sender)

@@ -161,6 +161,7 @@ class SenderWorker:
             if due
             else []
         )
+        metrics.DUE.labels(self.phone_number_id).set(len(rows))
         if not rows:
             return await self._idle(campaigns, now)
         rows = self._fair_order(rows, due)
@@ -180,11 +181,12 @@ class SenderWorker:
         phones = [row.phone for row in fresh]
 
         def decide(snapshot: QuotaSnapshot) -> QuotaPlan:
-            metrics.QUOTA_USED.labels(self.phone_number_id).set(snapshot.used)
-            metrics.QUOTA_LIMIT.labels(self.phone_number_id).set(snapshot.limit)
-            return plan_quota(
+            plan = plan_quota(
                 phones, snapshot, now, settings.quota_window_seconds, settings.quota_margin_seconds
             )
+            metrics.QUOTA_USED.labels(self.phone_number_id).set(snapshot.used + plan.new_contacts)
+            metrics.QUOTA_LIMIT.labels(self.phone_number_id).set(snapshot.limit)
+            return plan
 
         plan = await ctx.store.reserve(budget, fresh, decide, token=self.token, now=now)
         if plan.defer:
