@@ -3,7 +3,9 @@
 Procedure:
 
 1. Take a session advisory lock (one rebuild at a time) and create the scratch
-   table `message_statuses_rebuild` (UNLOGGED, `LIKE message_statuses`).
+   table `projector_rebuild.message_statuses` (UNLOGGED, `LIKE message_statuses`);
+   this connection's search_path puts it first, so the live projector's own
+   upsert statement writes it.
 2. Read every partition of the status topic from its beginning, with no
    consumer group (nothing is committed, the live group is untouched), up to
    the end offsets taken at the start; fold each poll and upsert it into the
@@ -73,7 +75,6 @@ async def _replay(
             connection,
             list(fold(usable).values()),
             list(suppressions(usable).values()),
-            upsert="upsert_rebuild_statuses",
         )
         report.events += len(usable)
         report.invalid += len(batch.invalid) + len(batch.updates) - len(usable)
@@ -89,8 +90,10 @@ async def rebuild(settings: ProjectorSettings) -> RebuildReport:
         if not await connection.fetchval(QUERIES["try_rebuild_lock"]):
             raise RebuildError("another rebuild is running")
         try:
+            await connection.execute(QUERIES["create_rebuild_schema"])
             await connection.execute(QUERIES["drop_rebuild"])
             await connection.execute(QUERIES["create_rebuild"])
+            await connection.execute(QUERIES["use_rebuild_table"])
             consumer = make_consumer(settings, group_id=None)
             # Without a group, a subscription is every partition of the topic, assigned
             # at start (which raises when the topic does not exist).

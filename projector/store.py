@@ -58,12 +58,10 @@ async def write_batch(
     connection: asyncpg.Connection | PoolConnectionProxy,
     rows: Collection[MessageRow],
     found: Collection[Suppression],
-    *,
-    upsert: str = "upsert_statuses",
 ) -> None:
     """The statements of one batch on `connection` (the caller owns the transaction)."""
     if rows:
-        await connection.execute(QUERIES[upsert], *row_columns(rows))
+        await connection.execute(QUERIES["upsert_statuses"], *row_columns(rows))
     if found:
         await connection.execute(QUERIES["insert_suppressions"], *suppression_columns(found))
 

@@ -1,14 +1,15 @@
 -- Queries of the status projector (loaded by projector/store.py).
 --
--- upsert_statuses and upsert_rebuild_statuses are the same statement on two tables
--- (a test keeps them identical). Each merges a batch of rows, already folded in
--- Python to one per message_id and sorted by it (a fixed lock order), with the stored
--- row by the join of projector/fold.py `merge`: LEAST of each status time, GREATEST
--- of updated_at, the error details of the smaller (failed_at, code, provider code,
--- message), and the smallest of the identifiers. Text comparisons use COLLATE "C"
--- (code-point order), as Python's do. Times arrive as Unix seconds.
+-- upsert_statuses merges a batch of rows, already folded in Python to one per
+-- message_id and sorted by it (a fixed lock order), with the stored row by the join of
+-- projector/fold.py `merge`: LEAST of each status time, GREATEST of updated_at, the
+-- error details of the smaller (failed_at, code, provider code, message), and the
+-- smallest of the identifiers. Text comparisons use COLLATE "C" (code-point order), as
+-- Python's do. Times arrive as Unix seconds.
 
 -- name: upsert_statuses
+-- Also the rebuild's statement: it runs with search_path = projector_rebuild, public,
+-- so the same text writes the scratch table.
 INSERT INTO message_statuses AS ms (
     message_id, wamid, phone_number_id, recipient_id,
     sent_at, delivered_at, read_at, failed_at,
@@ -31,91 +32,16 @@ ON CONFLICT (message_id) DO UPDATE SET
     delivered_at = LEAST(ms.delivered_at, excluded.delivered_at),
     read_at = LEAST(ms.read_at, excluded.read_at),
     failed_at = LEAST(ms.failed_at, excluded.failed_at),
-    error_code = CASE
-        WHEN excluded.failed_at IS NOT NULL AND (ms.failed_at IS NULL OR
-            (excluded.failed_at, excluded.error_code IS NULL,
-             COALESCE(excluded.error_code, '') COLLATE "C",
-             excluded.provider_code IS NULL, COALESCE(excluded.provider_code, 0),
-             excluded.error_message IS NULL, COALESCE(excluded.error_message, '') COLLATE "C")
-            < (ms.failed_at, ms.error_code IS NULL, COALESCE(ms.error_code, '') COLLATE "C",
-               ms.provider_code IS NULL, COALESCE(ms.provider_code, 0),
-               ms.error_message IS NULL, COALESCE(ms.error_message, '') COLLATE "C"))
-        THEN excluded.error_code ELSE ms.error_code END,
-    provider_code = CASE
-        WHEN excluded.failed_at IS NOT NULL AND (ms.failed_at IS NULL OR
-            (excluded.failed_at, excluded.error_code IS NULL,
-             COALESCE(excluded.error_code, '') COLLATE "C",
-             excluded.provider_code IS NULL, COALESCE(excluded.provider_code, 0),
-             excluded.error_message IS NULL, COALESCE(excluded.error_message, '') COLLATE "C")
-            < (ms.failed_at, ms.error_code IS NULL, COALESCE(ms.error_code, '') COLLATE "C",
-               ms.provider_code IS NULL, COALESCE(ms.provider_code, 0),
-               ms.error_message IS NULL, COALESCE(ms.error_message, '') COLLATE "C"))
-        THEN excluded.provider_code ELSE ms.provider_code END,
-    error_message = CASE
-        WHEN excluded.failed_at IS NOT NULL AND (ms.failed_at IS NULL OR
-            (excluded.failed_at, excluded.error_code IS NULL,
-             COALESCE(excluded.error_code, '') COLLATE "C",
-             excluded.provider_code IS NULL, COALESCE(excluded.provider_code, 0),
-             excluded.error_message IS NULL, COALESCE(excluded.error_message, '') COLLATE "C")
-            < (ms.failed_at, ms.error_code IS NULL, COALESCE(ms.error_code, '') COLLATE "C",
-               ms.provider_code IS NULL, COALESCE(ms.provider_code, 0),
-               ms.error_message IS NULL, COALESCE(ms.error_message, '') COLLATE "C"))
-        THEN excluded.error_message ELSE ms.error_message END,
-    updated_at = GREATEST(ms.updated_at, excluded.updated_at)
-
--- name: upsert_rebuild_statuses
-INSERT INTO message_statuses_rebuild AS ms (
-    message_id, wamid, phone_number_id, recipient_id,
-    sent_at, delivered_at, read_at, failed_at,
-    error_code, provider_code, error_message, updated_at)
-SELECT u.message_id, u.wamid, u.phone_number_id, u.recipient_id,
-       to_timestamp(u.sent_at), to_timestamp(u.delivered_at),
-       to_timestamp(u.read_at), to_timestamp(u.failed_at),
-       u.error_code, u.provider_code, u.error_message, to_timestamp(u.updated_at)
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
-            $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],
-            $9::text[], $10::integer[], $11::text[], $12::bigint[])
-    AS u (message_id, wamid, phone_number_id, recipient_id,
-          sent_at, delivered_at, read_at, failed_at,
-          error_code, provider_code, error_message, updated_at)
-ON CONFLICT (message_id) DO UPDATE SET
-    wamid = LEAST(ms.wamid COLLATE "C", excluded.wamid COLLATE "C"),
-    phone_number_id = LEAST(ms.phone_number_id COLLATE "C", excluded.phone_number_id COLLATE "C"),
-    recipient_id = LEAST(ms.recipient_id COLLATE "C", excluded.recipient_id COLLATE "C"),
-    sent_at = LEAST(ms.sent_at, excluded.sent_at),
-    delivered_at = LEAST(ms.delivered_at, excluded.delivered_at),
-    read_at = LEAST(ms.read_at, excluded.read_at),
-    failed_at = LEAST(ms.failed_at, excluded.failed_at),
-    error_code = CASE
-        WHEN excluded.failed_at IS NOT NULL AND (ms.failed_at IS NULL OR
-            (excluded.failed_at, excluded.error_code IS NULL,
-             COALESCE(excluded.error_code, '') COLLATE "C",
-             excluded.provider_code IS NULL, COALESCE(excluded.provider_code, 0),
-             excluded.error_message IS NULL, COALESCE(excluded.error_message, '') COLLATE "C")
-            < (ms.failed_at, ms.error_code IS NULL, COALESCE(ms.error_code, '') COLLATE "C",
-               ms.provider_code IS NULL, COALESCE(ms.provider_code, 0),
-               ms.error_message IS NULL, COALESCE(ms.error_message, '') COLLATE "C"))
-        THEN excluded.error_code ELSE ms.error_code END,
-    provider_code = CASE
-        WHEN excluded.failed_at IS NOT NULL AND (ms.failed_at IS NULL OR
-            (excluded.failed_at, excluded.error_code IS NULL,
-             COALESCE(excluded.error_code, '') COLLATE "C",
-             excluded.provider_code IS NULL, COALESCE(excluded.provider_code, 0),
-             excluded.error_message IS NULL, COALESCE(excluded.error_message, '') COLLATE "C")
-            < (ms.failed_at, ms.error_code IS NULL, COALESCE(ms.error_code, '') COLLATE "C",
-               ms.provider_code IS NULL, COALESCE(ms.provider_code, 0),
-               ms.error_message IS NULL, COALESCE(ms.error_message, '') COLLATE "C"))
-        THEN excluded.provider_code ELSE ms.provider_code END,
-    error_message = CASE
-        WHEN excluded.failed_at IS NOT NULL AND (ms.failed_at IS NULL OR
-            (excluded.failed_at, excluded.error_code IS NULL,
-             COALESCE(excluded.error_code, '') COLLATE "C",
-             excluded.provider_code IS NULL, COALESCE(excluded.provider_code, 0),
-             excluded.error_message IS NULL, COALESCE(excluded.error_message, '') COLLATE "C")
-            < (ms.failed_at, ms.error_code IS NULL, COALESCE(ms.error_code, '') COLLATE "C",
-               ms.provider_code IS NULL, COALESCE(ms.provider_code, 0),
-               ms.error_message IS NULL, COALESCE(ms.error_message, '') COLLATE "C"))
-        THEN excluded.error_message ELSE ms.error_message END,
+    -- The earliest failure's details, ties broken by code, provider code, message.
+    (error_code, provider_code, error_message) = (
+        SELECT f.code, f.provider, f.message
+        FROM (VALUES (ms.failed_at, ms.error_code, ms.provider_code, ms.error_message),
+                     (excluded.failed_at, excluded.error_code, excluded.provider_code,
+                      excluded.error_message)) AS f (failed_at, code, provider, message)
+        WHERE f.failed_at IS NOT NULL
+        ORDER BY f.failed_at, f.code IS NULL, f.code COLLATE "C",
+                 f.provider IS NULL, f.provider, f.message IS NULL, f.message COLLATE "C"
+        LIMIT 1),
     updated_at = GREATEST(ms.updated_at, excluded.updated_at)
 
 -- name: insert_suppressions
@@ -132,25 +58,33 @@ SELECT pg_try_advisory_lock(hashtextextended('projector.rebuild', 0))
 -- name: release_rebuild_lock
 SELECT pg_advisory_unlock(hashtextextended('projector.rebuild', 0))
 
+-- name: create_rebuild_schema
+CREATE SCHEMA IF NOT EXISTS projector_rebuild
+
 -- name: create_rebuild
 -- Scratch space made at run time rather than by a migration: LIKE copies whatever
 -- message_statuses looks like today, so the final INSERT ... SELECT * always lines up.
 -- UNLOGGED: it is rebuilt from Kafka whenever needed and need not survive a crash.
-CREATE UNLOGGED TABLE message_statuses_rebuild (LIKE message_statuses INCLUDING ALL)
+CREATE UNLOGGED TABLE projector_rebuild.message_statuses
+    (LIKE public.message_statuses INCLUDING ALL)
 
 -- name: drop_rebuild
-DROP TABLE IF EXISTS message_statuses_rebuild
+DROP TABLE IF EXISTS projector_rebuild.message_statuses
+
+-- name: use_rebuild_table
+-- Unqualified message_statuses now means the scratch table; suppressions stay live.
+SET search_path TO projector_rebuild, public
 
 -- name: lock_statuses
 -- Blocks the live projector's upserts (not readers) until the swap commits, so that
 -- everything it folded before the lock is below the offsets the rebuild catches up to.
-LOCK TABLE message_statuses IN SHARE ROW EXCLUSIVE MODE
+LOCK TABLE public.message_statuses IN SHARE ROW EXCLUSIVE MODE
 
 -- name: delete_statuses
-DELETE FROM message_statuses
+DELETE FROM public.message_statuses
 
 -- name: copy_rebuild_into_statuses
-INSERT INTO message_statuses SELECT * FROM message_statuses_rebuild
+INSERT INTO public.message_statuses SELECT * FROM projector_rebuild.message_statuses
 
 -- name: count_rebuild
-SELECT count(*) FROM message_statuses_rebuild
+SELECT count(*) FROM projector_rebuild.message_statuses

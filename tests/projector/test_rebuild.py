@@ -78,7 +78,9 @@ async def test_a_rebuild_from_the_topic_reproduces_the_views(
         assert report.rows == 300
         assert await dump(pool) == before
         # The scratch table is gone; a second rebuild changes nothing.
-        assert await pool.fetchval("SELECT to_regclass('message_statuses_rebuild')") is None
+        assert (
+            await pool.fetchval("SELECT to_regclass('projector_rebuild.message_statuses')") is None
+        )
         await rebuild(settings)
         assert await dump(pool) == before
     finally:

@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from projector.fold import MessageRow, fold, status_of, suppressions
-from projector.store import QUERIES, StatusStore
+from projector.store import StatusStore
 from tests.projector.updates import random_updates, update
 
 
@@ -99,9 +99,3 @@ async def test_suppressions_are_added_once_and_never_overwritten(db_pool: asyncp
     added = by_phone["+" + other]
     assert (added["reason"], added["source"]) == ("recipient_not_on_whatsapp", "webhook")
     assert int(added["created_at"].timestamp()) == 1_700_000_050
-
-
-def test_the_live_and_rebuild_upserts_are_the_same_statement() -> None:
-    live = QUERIES["upsert_statuses"]
-    rebuild = QUERIES["upsert_rebuild_statuses"]
-    assert rebuild.replace("message_statuses_rebuild", "message_statuses") == live
