@@ -29,6 +29,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.ConnectionFailureError,
+    # A pooled connection that a server crash left mid-protocol ("cannot switch to
+    # state ..."): the pool replaces it on release, so retrying is safe.
+    asyncpg.exceptions.InternalClientError,
 )
 
 

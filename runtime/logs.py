@@ -77,5 +77,7 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # aiokafka logs every reconnect attempt at ERROR; our own metrics and health say it better.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # httpx logs every request at INFO: noise at thousands of requests a second.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.Formatter.converter = time.gmtime

@@ -35,6 +35,9 @@ from runtime.logs import get_logger
 log = get_logger(__name__)
 
 CAMPAIGN_STATE_CHANNEL = "campaign_state"
+# Intake notifies it when a chunk adds pending rows: an ownership round and idle
+# workers start at once instead of on their next tick.
+LEDGER_PENDING_CHANNEL = "ledger_pending"
 # Stops that lift by themselves once the cause is gone (checked on each accounts refresh).
 _KEY_STOPS = ("invalid_api_key", "expired_api_key")
 _CONNECTION_STOPS = ("account_not_connected",)
@@ -74,6 +77,7 @@ class Dispatcher:
         self.workers: dict[str, tuple[SenderWorker, asyncio.Task[None]]] = {}
         self.reconciler = FailureReconciler(self.ctx)
         self.last_round_at = 0.0
+        self._round_now = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         ownership = SenderOwnership(self._database_url)
@@ -88,8 +92,11 @@ class Dispatcher:
                 while not stop.is_set():
                     if listener is None or listener.is_closed():
                         listener = await self._listen()
+                    self._round_now.clear()
                     await self._ownership_round(ownership, tasks)
-                    await wait_any(stop, within=self.settings.ownership_interval_seconds)
+                    await wait_any(
+                        stop, self._round_now, within=self.settings.ownership_interval_seconds
+                    )
                 await self._halt_all()
         finally:
             await ownership.close()
@@ -114,6 +121,7 @@ class Dispatcher:
         try:
             connection: asyncpg.Connection = await asyncpg.connect(self._database_url, timeout=10)
             await connection.add_listener(CAMPAIGN_STATE_CHANNEL, self._on_campaign_state)
+            await connection.add_listener(LEDGER_PENDING_CHANNEL, self._on_ledger_pending)
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as error:  # type: ignore[misc]
             log.warning("listen_retry", error=repr(error))
             return None
@@ -127,6 +135,12 @@ class Dispatcher:
         except ValueError:
             return
         asyncio.get_running_loop().create_task(self._refresh_campaign(campaign_id))
+
+    def _on_ledger_pending(
+        self, _conn: asyncpg.Connection | object, _pid: int, _channel: str, _payload: object
+    ) -> None:
+        self._round_now.set()
+        self.ctx.work_arrived.set()
 
     async def _refresh_campaign(self, campaign_id: uuid.UUID) -> None:
         try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from consumer.dispatch.policy import RetryPolicy
 from consumer.dispatch.tiers import DEFAULT_CONCURRENCY, UNLIMITED, parse_tier
 from runtime import defaults
-from runtime.env import SettingsError, env_bool, env_float, env_int, env_str
+from runtime.env import SettingsError, env_float, env_int, env_str
 
 
 def _concurrency_table(raw: str) -> Mapping[int, int]:
@@ -37,7 +37,8 @@ def _budget_groups(raw: str) -> Mapping[str, str]:
 
 @dataclass(frozen=True, kw_only=True)
 class DispatchSettings:
-    enabled: bool = True
+    """Part of `ConsumerSettings` (its `dispatch` field); DISPATCH_ENABLED lives there."""
+
     kirim_base_url: str = defaults.KIRIM_BASE_URL
     kirim_api_key: str = defaults.KIRIM_API_KEY
     request_timeout_seconds: float = 10.0
@@ -75,7 +76,6 @@ class DispatchSettings:
         if tier is None:
             raise SettingsError("DISPATCH_DEFAULT_TIER must be a tier such as 250 or TIER_1K")
         return cls(
-            enabled=env_bool(env, "DISPATCH_ENABLED", True),
             kirim_base_url=env_str(env, "KIRIM_BASE_URL", defaults.KIRIM_BASE_URL),
             kirim_api_key=env_str(env, "KIRIM_API_KEY", defaults.KIRIM_API_KEY),
             request_timeout_seconds=env_float(env, "KIRIM_TIMEOUT_SECONDS", 10.0, minimum=0.1),

@@ -1,0 +1,97 @@
+"""A campaign's header: what every chunk of one campaign must agree on.
+
+The fingerprint is hex sha256 over the canonical JSON (sorted keys, defaults
+omitted, unknown fields dropped) of `{"sender": ..., "template": ...}`, so two
+chunks that say the same thing in different key orders agree. `chunk.count` and
+`send_at` must agree too. The first chunk stored defines the campaign; a later
+chunk that disagrees is dead-lettered as `chunk_conflict`, as is a chunk index
+received before with different content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import msgspec
+
+from schemas.requests import BroadcastRequested
+
+AUTO_SENDER: Final = "auto"
+_canonical: Final = msgspec.json.Encoder(order="sorted")
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignHeader:
+    """The campaign-level fields of a chunk, as the campaigns table stores them."""
+
+    sender_spec: str
+    template_name: str
+    template_language: str
+    template_components: list[dict[str, Any]]
+    fingerprint: str
+    send_at: datetime | None
+    chunk_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHeader:
+    """What the campaigns row says: the header the first stored chunk defined."""
+
+    fingerprint: str
+    send_at: datetime | None
+    chunk_count: int
+
+
+def header_of(event: BroadcastRequested) -> CampaignHeader:
+    sender = event.sender
+    digest = hashlib.sha256(
+        _canonical.encode({"sender": sender, "template": event.template})
+    ).hexdigest()
+    return CampaignHeader(
+        sender_spec=AUTO_SENDER if sender.is_auto else str(sender.phone_number_id),
+        template_name=event.template.name,
+        template_language=event.template.language,
+        template_components=msgspec.to_builtins(event.template.components),
+        fingerprint=digest,
+        send_at=event.send_at,
+        chunk_count=event.chunk.count,
+    )
+
+
+def chunk_digest(event: BroadcastRequested) -> str:
+    """Hex sha256 of the chunk's canonical JSON: equal for a redelivery or a
+    re-serialisation of the same chunk, different for different content."""
+    return hashlib.sha256(_canonical.encode(event)).hexdigest()
+
+
+def conflict(stored: StoredHeader, incoming: CampaignHeader) -> str | None:
+    """Why `incoming` cannot belong to the stored campaign, or None when it agrees."""
+    if stored.fingerprint != incoming.fingerprint:
+        return "sender or template differs from the campaign's first stored chunk"
+    if stored.chunk_count != incoming.chunk_count:
+        return (
+            f"chunk.count {incoming.chunk_count} differs from the campaign's {stored.chunk_count}"
+        )
+    if stored.send_at != incoming.send_at:
+        return "send_at differs from the campaign's first stored chunk"
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def unstorable_text(header: CampaignHeader) -> str | None:
+    """Why the header cannot be stored (PostgreSQL text and jsonb refuse NUL), or None."""
+    if _has_nul(header.template_components):
+        return "template components contain a NUL character (\\u0000)"
+    return None
