@@ -224,13 +224,16 @@ class Dispatcher:
             await self._refresh_accounts()
 
     async def _refresh_accounts(self) -> None:
-        """Learn tiers and connection states; lift stops whose cause has gone."""
+        """Learn tiers and connection states; lift stops whose cause has gone. An
+        unreachable API or database skips this refresh; the next one tries again."""
         try:
-            accounts = await self.client.accounts()
-            stopped = await self.store.stopped_senders()
+            await self._refresh_accounts_once()
         except (KirimTransportError, *TRANSIENT_ERRORS) as error:  # type: ignore[misc]
             log.warning("accounts_refresh_failed", error=repr(error))
-            return
+
+    async def _refresh_accounts_once(self) -> None:
+        accounts = await self.client.accounts()
+        stopped = await self.store.stopped_senders()
         self.ctx.accounts.accounts = {a.phone_number_id: a for a in accounts}
         self.ctx.accounts.refreshed_at = self.ctx.clock()
         for account in accounts:

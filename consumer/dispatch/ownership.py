@@ -29,8 +29,12 @@ class SenderOwnership:
         return self._connection
 
     async def alive(self) -> bool:
+        """False, once, when the locks' connection turns out dead: every number is lost
+        with it. The next call starts clean and the next `try_own` reconnects."""
         if self._connection is None or self._connection.is_closed():
-            return not self.owned
+            had_numbers = bool(self.owned)
+            await self.close()
+            return not had_numbers
         try:
             await self._connection.fetchval("SELECT 1", timeout=5)
         except _CONNECTION_LOST:

@@ -56,7 +56,9 @@ class DispatchSettings:
     # Past this, a send that may have landed is not repeated: the API forgot its key.
     idempotency_ttl_seconds: float = 23 * 3600.0
     ownership_interval_seconds: float = 1.0
-    instance_timeout_seconds: float = 10.0
+    # An instance silent this long no longer counts toward the fair share, so a dead
+    # owner's numbers are taken over within a few seconds (its locks go at once).
+    instance_timeout_seconds: float = 3.0
     reconcile_interval_seconds: float = 2.0
     accounts_refresh_seconds: float = 60.0
     drain_seconds: float = 10.0
@@ -98,6 +100,9 @@ class DispatchSettings:
             ),
             ownership_interval_seconds=env_float(
                 env, "DISPATCH_OWNERSHIP_INTERVAL_SECONDS", 1.0, minimum=0.05
+            ),
+            instance_timeout_seconds=env_float(
+                env, "DISPATCH_INSTANCE_TIMEOUT_SECONDS", 3.0, minimum=0.1
             ),
             reconcile_interval_seconds=env_float(
                 env, "DISPATCH_RECONCILE_INTERVAL_SECONDS", 2.0, minimum=0.05

@@ -37,7 +37,7 @@ from consumer.dispatch.schedule import interleave
 from consumer.dispatch.store import Budget, Campaign, DueRow
 from consumer.dispatch.tiers import concurrency_for
 from consumer.kirim.client import KirimTransportError
-from runtime.db import TRANSIENT_ERRORS
+from runtime.db import TRANSIENT_ERRORS, retrying
 from runtime.events import wait_any
 from runtime.logs import get_logger
 
@@ -125,7 +125,7 @@ class SenderWorker:
         except TRANSIENT_ERRORS:
             return  # its rows keep this token; the next owner takes them anyway
         if isinstance(claimed, _Batch):
-            await self.ctx.store.release_rows(claimed.rows, self.token)
+            await retrying(self.ctx.store.release_rows, claimed.rows, self.token)
 
     def _limits(self) -> tuple[int, int]:
         account = self.ctx.accounts.get(self.phone_number_id)
@@ -258,7 +258,9 @@ class SenderWorker:
             task.add_done_callback(self._in_flight.discard)
             task.add_done_callback(lambda _: slots.release())
         if unsent:
-            await ctx.store.release_rows(unsent, self.token)
+            # Retried until the database is back: a row left holding this worker's
+            # token would not be claimed again while the worker lives.
+            await retrying(ctx.store.release_rows, unsent, self.token)
 
     async def _send(self, row: DueRow, campaign: Campaign, seq: int, claimed_at: float) -> None:
         ctx = self.ctx
@@ -302,7 +304,7 @@ class SenderWorker:
         if isinstance(decision, Stop):
             await self._stop(decision, row.campaign_id)
         elif isinstance(decision, Defer):
-            await ctx.store.hold_sender(self.phone_number_id, now + decision.after)
+            await retrying(ctx.store.hold_sender, self.phone_number_id, now + decision.after)
 
     def _count(self, decision: Decision) -> None:
         match decision:
@@ -335,10 +337,10 @@ class SenderWorker:
             campaign_id=str(campaign_id) if campaign_id else None,
         )
         if decision.scope is Scope.CAMPAIGN and campaign_id is not None:
-            await store.stop_campaign(campaign_id, decision.code)
+            await retrying(store.stop_campaign, campaign_id, decision.code)
             self.ctx.campaigns.update({campaign_id: "stopped"})
             return
-        await store.stop_sender(self.phone_number_id, decision.code)
+        await retrying(store.stop_sender, self.phone_number_id, decision.code)
         self._sender_stopped = True
         if decision.scope is Scope.ORGANISATION:
             self.ctx.organisation_stopped.set()

@@ -33,15 +33,10 @@ from schemas import encode_request_event
 from schemas.requests import BroadcastRequested, Recipient, Sender
 from schemas.template import Component, Template, TextParameter
 from tests.bridge.kirim import signed_headers, status_body
+from tests.children import Child, spawn, spawn_service, stop_all
 from tests.observability import dashboard
 from tests.observability.promconfig import COMPOSE_TARGETS, RULES_PATH, write_local_config
-from tests.observability.stack import (
-    Child,
-    prometheus_argv,
-    spawn,
-    spawn_service,
-    stop_all,
-)
+from tests.observability.stack import prometheus_argv
 
 pytestmark = [
     pytest.mark.skipif(

@@ -1,13 +1,14 @@
 -- Named queries of the dispatcher (loaded by consumer/dispatch/store.py).
 
 -- name: senders_with_work
--- Sender numbers that have an active campaign with recipients to send or to watch.
+-- Sender numbers that have an active campaign with recipients still to send (accepted
+-- messages that fail later are the reconciler's, which needs no ownership).
 SELECT DISTINCT c.phone_number_id
 FROM campaigns AS c
 WHERE c.state = 'active'
   AND c.phone_number_id IS NOT NULL
   AND EXISTS (SELECT 1 FROM ledger AS l
-              WHERE l.campaign_id = c.campaign_id AND l.status IN ('pending', 'queued'))
+              WHERE l.campaign_id = c.campaign_id AND l.status = 'pending')
   AND NOT EXISTS (SELECT 1 FROM senders AS s
                   WHERE s.phone_number_id = c.phone_number_id AND s.state = 'stopped');
 
@@ -132,7 +133,8 @@ SET status = 'pending', generation = l.generation + 1, message_id = NULL,
     reason = t.reason, next_attempt_at = t.next_attempt_at,
     error_code = t.error_code, error_message = t.error_message,
     uncertain_since = NULL, claim_token = NULL, updated_at = now()
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+            $7::text[])
      AS t(campaign_id, phone, message_id, next_attempt_at, reason, error_code, error_message)
 WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
   AND l.message_id = t.message_id AND l.status = 'queued';
