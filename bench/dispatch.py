@@ -6,7 +6,9 @@
     bucket allowed (its capacity plus its refill over the run), and the share of 429s;
 (b) unthrottled sends/s and CPU-seconds per 1,000 sends at 20 ms API latency with 50
     in flight;
-(c) the HTTP client alone: sends/s on one core for httpx's default transport, httpx
+(c) restart after kill -9: seconds from the restart to the first send of a recipient
+    not yet sent, and the requests spent on recipients already sent before it;
+(d) the HTTP client alone: sends/s on one core for httpx's default transport, httpx
     with the aiohttp transport, and the aiohttp client the dispatcher uses.
 The sandbox runs as a subprocess on CPU 0; the client side runs here, on CPU 1.
 """
@@ -18,6 +20,8 @@ import asyncio
 import contextlib
 import os
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +32,16 @@ import httpx
 import httpx_aiohttp
 
 from bench.baseline import run_baseline
-from bench.harness import audience, bench_database, dev_stack, sandbox, seed_ledger, table
+from bench.harness import (
+    ROOT,
+    SandboxProcess,
+    audience,
+    bench_database,
+    dev_stack,
+    sandbox,
+    seed_ledger,
+    table,
+)
 from consumer.dispatch.dispatcher import Dispatcher
 from consumer.dispatch.request import idempotency_key, template_body
 from consumer.dispatch.settings import DispatchSettings
@@ -110,9 +123,13 @@ async def run_ours(
 
 
 async def run_naive(
-    api_url: str, pool: asyncpg.Pool, count: int, concurrency: int
+    api_url: str,
+    pool: asyncpg.Pool,
+    count: int,
+    concurrency: int,
+    phones: list[str] | None = None,
 ) -> tuple[float, float]:
-    phones = audience(count, seed=2)
+    phones = phones or audience(count, seed=2)
     return await timed(
         lambda: run_baseline(
             api_url,
@@ -254,10 +271,105 @@ async def client_speed(seconds: float) -> str:
         await httpx_fast.aclose()
         await ours.close()
     return table(
-        "(c) The HTTP client alone: 50 in flight, one client core (goal >= 2,000 sends/s)",
+        "(d) The HTTP client alone: 50 in flight, one client core (goal >= 2,000 sends/s)",
         ["client", "sends", "sends/s", "CPU-s per 1,000"],
         rows,
     )
+
+
+async def restart_after_kill(database_url: str, kafka_bootstrap: str, count: int) -> str:
+    """Kill a sending process once a third of the audience is accepted, restart it, and
+    time the first acceptance of a recipient it had not sent yet."""
+    rows = []
+    config = sandbox_config(UNLIMITED_RATE, latency_ms=10.0)
+    with sandbox(config) as box:
+        pool = await create_pool(database_url, max_size=4)
+        try:
+            await seed_ledger(pool, SENDER, audience(count, seed=3), COMPONENTS)
+            env = {
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "KIRIM_BASE_URL": box.api_url,
+                "INTAKE_ENABLED": "false",
+                "DISPATCH_SENDERS": SENDER,
+                "DISPATCH_CONCURRENCY": "100000:4",
+                "CONSUMER_METRICS_PORT": "0",
+                "LOG_LEVEL": "WARNING",
+            }
+            first = _consumer(env)
+            await _accepted_at_least(box, count // 3)
+            first.kill()
+            first.wait()
+            before = (await box.audit())["totals"]
+            started = time.perf_counter()
+            second = _consumer(env)
+            await _accepted_at_least(box, before["accepted_sends"] + 1)
+            ours = time.perf_counter() - started
+            after = (await box.audit())["totals"]
+            second.terminate()
+            second.wait(30)
+            rows.append(
+                (
+                    "wa-broadcast (python -m consumer)",
+                    ours,
+                    after["replays"] - before["replays"],
+                    after["duplicate_accepts"],
+                )
+            )
+
+            await box.reset()
+            phones = audience(count, seed=4)
+            naive = asyncio.create_task(run_naive(box.api_url, pool, count, 10, phones=phones))
+            await _accepted_at_least(box, count // 3)
+            naive.cancel()  # the script's kill -9: it keeps no state of its own
+            with contextlib.suppress(asyncio.CancelledError):
+                await naive
+            before = (await box.audit())["totals"]
+            started = time.perf_counter()
+            naive = asyncio.create_task(run_naive(box.api_url, pool, count, 10, phones=phones))
+            await _accepted_at_least(box, before["accepted_sends"] + 1)
+            theirs = time.perf_counter() - started
+            after = (await box.audit())["totals"]
+            naive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await naive
+            rows.append(
+                (
+                    "baseline, restarted in-process (no interpreter start)",
+                    theirs,
+                    after["replays"] - before["replays"],
+                    after["duplicate_accepts"],
+                )
+            )
+        finally:
+            await pool.close()
+    return table(
+        f"(c) Restart after kill -9 with a third of {count:,} recipients sent",
+        [
+            "sender",
+            "seconds to first new send",
+            "requests for already-sent recipients",
+            "duplicates",
+        ],
+        rows,
+    )
+
+
+def _consumer(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "consumer"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _accepted_at_least(box: SandboxProcess, count: int) -> None:
+    async with asyncio.timeout(120):
+        while (await box.audit())["totals"]["accepted_sends"] < count:
+            await asyncio.sleep(0.01)
 
 
 async def _drive(
@@ -294,12 +406,15 @@ async def main(quick: bool, only: str | None) -> None:
         os.sched_setaffinity(0, {1})
     stack = await asyncio.to_thread(dev_stack)
     async with bench_database(stack) as database_url:
-        if only in (None, "c"):
+        if only in (None, "d"):
             print(await client_speed(3.0 if quick else 5.0))
         if only in (None, "b"):
             print(await unthrottled(database_url, 2000 if quick else 5000))
         if only in (None, "a"):
             print(await rate_efficiency(database_url, 600 if quick else 1500))
+        if only in (None, "c"):
+            bootstrap = stack.kafka.bootstrap_servers
+            print(await restart_after_kill(database_url, bootstrap, 1500 if quick else 3000))
 
 
 if __name__ == "__main__":
@@ -307,7 +422,7 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
-    parser.add_argument("--only", choices=["a", "b", "c"], help="run one figure")
+    parser.add_argument("--only", choices=["a", "b", "c", "d"], help="run one figure")
     args = parser.parse_args()
     try:
         import uvloop
