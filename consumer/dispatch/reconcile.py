@@ -11,6 +11,7 @@ twice, or on several instances, changes nothing more.
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from consumer.dispatch import metrics
 from consumer.dispatch.context import DispatchContext
@@ -31,6 +32,13 @@ from runtime.logs import get_logger
 log = get_logger(__name__)
 
 _BATCH = 1000
+
+
+def predates_resume(scope: Scope, failure: AsyncFailure) -> bool:
+    """True when the failed message was accepted before the campaign's (or the sender's)
+    state last changed: a late report of a problem an operator has since resumed from."""
+    changed = failure.campaign_changed_at if scope is Scope.CAMPAIGN else failure.sender_changed_at
+    return failure.queued_at is not None and changed is not None and failure.queued_at < changed
 
 
 class FailureReconciler:
@@ -57,6 +65,7 @@ class FailureReconciler:
         resend: list[tuple[AsyncFailure, float, str | None]] = []
         give_up: list[tuple[AsyncFailure, str]] = []
         suppress: list[tuple[str, str]] = []
+        stopped: set[tuple[Scope, uuid.UUID, str]] = set()
         for failure in failures:
             decision = classify_async_failure(
                 failure.error_code,
@@ -79,10 +88,17 @@ class FailureReconciler:
                     await ctx.store.hold_sender(failure.phone_number_id, now + after)
                     resend.append((failure, now + after, "deferred_quota"))
                     action = "deferred"
+                case Stop(scope=scope) if predates_resume(scope, failure):
+                    # Accepted before an operator lifted an earlier stop: old news, so
+                    # only the recipient goes out again.
+                    resend.append((failure, now, None))
+                    action = "resent_after_resume"
                 case Stop(scope=scope):
                     # Stop first, then put the recipient back: it must not go out again
                     # before an operator resumes the campaign or the sender.
-                    await self._stop(scope, code, failure)
+                    if (scope, failure.campaign_id, failure.phone_number_id) not in stopped:
+                        await self._stop(scope, code, failure)
+                        stopped.add((scope, failure.campaign_id, failure.phone_number_id))
                     resend.append((failure, now, None))
                     action = "stopped"
                 case _:

@@ -89,6 +89,9 @@ class AsyncFailure:
     error_code: str | None
     provider_code: int | None
     error_message: str | None
+    queued_at: float | None = None
+    campaign_changed_at: float | None = None
+    sender_changed_at: float | None = None
 
 
 class DispatchStore:
@@ -240,6 +243,9 @@ class DispatchStore:
                 error_code=r["error_code"],
                 provider_code=r["provider_code"],
                 error_message=r["error_message"],
+                queued_at=seconds_of(r["queued_at"]),
+                campaign_changed_at=seconds_of(r["campaign_changed_at"]),
+                sender_changed_at=seconds_of(r["sender_changed_at"]),
             )
             for r in rows
         ]

@@ -8,13 +8,15 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 
 from consumer.dispatch.context import AccountBook, CampaignStates, DispatchContext
 from consumer.dispatch.pacing import RatePacer
-from consumer.dispatch.reconcile import FailureReconciler
+from consumer.dispatch.policy import Scope
+from consumer.dispatch.reconcile import FailureReconciler, predates_resume
 from consumer.dispatch.request import idempotency_key
 from consumer.dispatch.settings import DispatchSettings
-from consumer.dispatch.store import DispatchStore
+from consumer.dispatch.store import AsyncFailure, DispatchStore
 from consumer.kirim.client import KirimClient
 from tests.dispatch.harness import new_sender_id, phones, seed_campaign
 
@@ -114,3 +116,37 @@ async def test_each_asynchronous_failure_gets_its_action_once(db_pool: asyncpg.P
     assert view[audience[3]] == ("pending", "paused")
     assert view[audience[4]] == ("delivered", None)
     assert view[audience[5]] == ("read", None)
+
+
+@pytest.mark.parametrize(
+    ("scope", "queued_at", "campaign_changed", "sender_changed", "stale"),
+    [
+        (Scope.CAMPAIGN, 100.0, 50.0, None, False),  # sent after the last change: real news
+        (Scope.CAMPAIGN, 100.0, 150.0, None, True),  # sent before a resume: old news
+        (Scope.ORGANISATION, 100.0, 150.0, None, False),  # the sender never changed state
+        (Scope.ORGANISATION, 100.0, 50.0, 150.0, True),
+        (Scope.SENDER, 200.0, 50.0, 150.0, False),
+        (Scope.CAMPAIGN, None, 150.0, None, False),  # unknown send time: take it seriously
+    ],
+)
+def test_a_late_failure_from_before_a_resume_does_not_stop_again(
+    scope: Scope,
+    queued_at: float | None,
+    campaign_changed: float | None,
+    sender_changed: float | None,
+    stale: bool,
+) -> None:
+    failure = AsyncFailure(
+        campaign_id=uuid.uuid4(),
+        phone="+628120000000",
+        generation=0,
+        message_id="msg_X",
+        phone_number_id="106540352242922",
+        error_code="template_paused",
+        provider_code=132015,
+        error_message=None,
+        queued_at=queued_at,
+        campaign_changed_at=campaign_changed,
+        sender_changed_at=sender_changed,
+    )
+    assert predates_resume(scope, failure) is stale

@@ -117,11 +117,15 @@ WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
 -- name: async_failures
 -- Accepted messages that later failed and that the ledger still calls queued. Acting on
 -- one moves its row out of 'queued', so any instance may run this, any number of times.
-SELECT l.campaign_id, l.phone, l.generation, l.message_id, c.phone_number_id,
-       ms.error_code, ms.provider_code, ms.error_message
+-- The state-change times let a late failure of a message accepted before a resume be
+-- re-sent without stopping the campaign (campaigns.updated_at moves only with its state).
+SELECT l.campaign_id, l.phone, l.generation, l.message_id, l.queued_at, c.phone_number_id,
+       ms.error_code, ms.provider_code, ms.error_message,
+       c.updated_at AS campaign_changed_at, s.state_changed_at AS sender_changed_at
 FROM message_statuses AS ms
 JOIN ledger AS l ON l.message_id = ms.message_id
 JOIN campaigns AS c ON c.campaign_id = l.campaign_id
+LEFT JOIN senders AS s ON s.phone_number_id = c.phone_number_id
 WHERE ms.failed_at IS NOT NULL AND ms.delivered_at IS NULL AND ms.read_at IS NULL
   AND l.status = 'queued'
 LIMIT $1;
@@ -158,13 +162,15 @@ UPDATE campaigns SET state = 'stopped', state_reason = $2, updated_at = now()
 WHERE campaign_id = $1 AND state = 'active';
 
 -- name: stop_sender
-INSERT INTO senders (phone_number_id, state, state_reason, updated_at)
-VALUES ($1, 'stopped', $2, now())
+INSERT INTO senders (phone_number_id, state, state_reason, state_changed_at, updated_at)
+VALUES ($1, 'stopped', $2, now(), now())
 ON CONFLICT (phone_number_id)
-DO UPDATE SET state = 'stopped', state_reason = excluded.state_reason, updated_at = now();
+DO UPDATE SET state = 'stopped', state_reason = excluded.state_reason,
+              state_changed_at = now(), updated_at = now();
 
 -- name: resume_sender
-UPDATE senders SET state = 'active', state_reason = NULL, updated_at = now()
+UPDATE senders
+SET state = 'active', state_reason = NULL, state_changed_at = now(), updated_at = now()
 WHERE phone_number_id = $1 AND state = 'stopped' AND state_reason = ANY($2::text[]);
 
 -- name: sender_state

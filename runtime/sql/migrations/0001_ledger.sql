@@ -104,6 +104,9 @@ CREATE TABLE senders (
     phone_number_id  text PRIMARY KEY,
     state            text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'stopped')),
     state_reason     text,
+    -- When `state` last changed: a failure reported late for a message accepted before
+    -- an operator's resume must not stop the sender again.
+    state_changed_at timestamptz,
     tier             bigint,
     -- After a quota_exceeded from the API, no new first contacts before this instant.
     quota_hold_until timestamptz,
