@@ -19,6 +19,7 @@ from projector.store import StatusStore
 from runtime.db import create_pool
 from runtime.httpserve import EmbeddedServer
 from runtime.logs import get_logger
+from runtime.migrate import migrate_url
 from runtime.observe import observability_app
 from runtime.topics import REPLAYABLE, ensure_topics
 
@@ -33,6 +34,8 @@ async def run(
     serve_metrics: bool = True,
 ) -> None:
     """Project until `stop` (or, with `until_idle`, until the group has caught up)."""
+    # Like every service that uses the database: it may start first on a fresh one.
+    await migrate_url(settings.database_url)
     async with contextlib.AsyncExitStack() as resources:
         pool = await create_pool(settings.database_url, min_size=1, max_size=2)
         resources.push_async_callback(pool.close)

@@ -179,12 +179,14 @@ class Dispatcher:
                     self._start_worker(phone_number_id, tasks)
             surplus = len(self.workers) - max(fair_share, 1)
             for phone_number_id in list(self.workers)[: max(surplus, 0)]:
+                # Handed to another instance: its gauges are that instance's to export.
                 self.workers[phone_number_id][0].halt.set()
+                metrics.forget_sender(phone_number_id)
             self._reap_finished(tasks)
             for phone_number_id in list(ownership.owned):
                 if phone_number_id not in self.workers:
+                    # Finished: the last quota figures stay visible while the number idles.
                     await ownership.disown(phone_number_id)
-                    metrics.forget_sender(phone_number_id)
         except TRANSIENT_ERRORS as error:
             log.warning("ownership_round_retry", error=repr(error))
         metrics.OWNED_SENDERS.set(len(self.workers))

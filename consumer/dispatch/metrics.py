@@ -60,7 +60,7 @@ _PER_SENDER = (IN_FLIGHT, QUOTA_USED, QUOTA_LIMIT, DUE)
 
 
 def forget_sender(sender: str) -> None:
-    """Stop exporting a number's gauges once this instance no longer owns it."""
+    """Stop exporting a number's gauges once another instance may own it."""
     for gauge in _PER_SENDER:
         with contextlib.suppress(KeyError):
             gauge.remove(sender)
