@@ -1,24 +1,32 @@
-"""`broadcast` console script: operator commands and the demo."""
+"""`broadcast` console script: operator commands and the demo.
+
+Only wiring: the environment is read once here, then `cli.app` parses and runs.
+"""
 
 from __future__ import annotations
 
-import argparse
+import asyncio
+import os
 import sys
+
+from cli.app import prepare
+from cli.demo import run_demo
+from runtime.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="broadcast", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="run a demo broadcast end to end on the local stack")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        print(
-            "Kafka and PostgreSQL are up (see `make status`). The demo broadcast needs the\n"
-            "sandbox, consumer, dispatcher, webhook bridge and projector, which are not built\n"
-            "yet: see the open issues. Stop the stack with `make down`."
-        )
-        return 0
-    return 2
+    # Library logs (aiokafka reconnects, asyncpg) would break the one-line errors.
+    configure_logging("CRITICAL")
+    prepared = prepare(sys.argv[1:] if argv is None else argv, os.environ, sys.stdout, sys.stderr)
+    if isinstance(prepared, int):
+        return prepared
+    if prepared.is_demo:
+        return run_demo(prepared.args)
+    try:
+        return asyncio.run(prepared.run())
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return prepared.interrupt_exit_code
 
 
 if __name__ == "__main__":

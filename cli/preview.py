@@ -1,0 +1,127 @@
+"""How `publish` shows what it is about to do: the preview as text lines and as JSON.
+
+JSON keys (stable): `campaign_id`, `dry_run`, `recipients` {file, format, rows},
+`preview` {eligible, invalid_phone, duplicate, suppressed, not_opted_in,
+missing_variable, suppressions_checked}, `sender` {phone_number_id, auto, status,
+tier, tier_source}, `fit` {eligible, tier, window_seconds, windows, concurrency,
+write_per_minute, rate_source, send_seconds, eta_seconds}, `send_at`, `chunks`
+[{index, recipients, bytes}], `published` (null for a dry run, else {topic, key,
+deliveries [{partition, offset}]}), `warnings`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from cli import output
+from cli.output import duration, number
+from cli.plan import FitPlan
+from cli.producer import Delivery
+from cli.settings import CliSettings
+
+if TYPE_CHECKING:
+    from cli.publish import Prepared
+
+_TIER_SOURCES: Final = {"api": "from GET /v1/accounts", "flag": "from --tier"}
+_LABELS: Final = {
+    "eligible": "eligible",
+    "invalid_phone": "invalid phone",
+    "not_opted_in": "not opted in",
+    "suppressed": "suppressed",
+    "duplicate": "duplicate",
+    "missing_variable": "missing variable",
+}
+
+
+def preview_lines(settings: CliSettings, prepared: Prepared) -> list[str]:
+    request, fit, sender = prepared.request, prepared.fit, prepared.sender
+    lines = [
+        f"campaign    {request.campaign_id}",
+        f"recipients  {request.recipients} ({request.format}, {number(prepared.rows)} rows)",
+    ]
+    rows = [(_LABELS[outcome], count) for outcome, count in prepared.counts.items()]
+    lines.extend(output.table(["outcome", "count"], rows, indent=2)[1:])
+    if not prepared.suppressions_checked:
+        lines.append("  (suppressions not checked: PostgreSQL unreachable)")
+    tier = "tier unknown" if sender.tier is None else _tier_text(fit)
+    where = _TIER_SOURCES.get(sender.tier_source or "", "")
+    status = f"{sender.status}, " if sender.status else ""
+    chosen = " (auto)" if sender.auto else ""
+    lines.append(
+        f"sender      {sender.phone_number_id or '?'}{chosen}: {status}{tier} {where}".rstrip()
+    )
+    if fit.windows is None:
+        lines.append("fit plan    unknown without the sender's tier (--tier)")
+    else:
+        lines.append(
+            f"fit plan    {number(fit.eligible)} eligible in {fit.windows} quota window(s) "
+            f"of {duration(fit.window_seconds)}, {fit.concurrency} in flight"
+        )
+    if fit.write_per_minute is None:
+        rate = "write rate unknown (--write-per-minute)"
+    else:
+        origin = "GET /v1/me" if sender.rate_source == "api" else "--write-per-minute"
+        rate = f"write rate {number(fit.write_per_minute)}/min ({origin})"
+    lines.append(f"            {rate}; ETA {duration(fit.eta_seconds)}")
+    if request.send_at is not None:
+        lines.append(f"            starts no earlier than {request.send_at.isoformat()}")
+    largest = max(len(chunk.value) for chunk in prepared.chunks)
+    lines.append(
+        f"chunks      {len(prepared.chunks)} event(s) for {settings.requests_topic}, "
+        f"largest {number(largest)} bytes"
+    )
+    return lines
+
+
+def _tier_text(fit: FitPlan) -> str:
+    if fit.unlimited:
+        return "unlimited tier"
+    return f"tier {number(fit.tier or 0)}"
+
+
+def to_json(
+    settings: CliSettings, prepared: Prepared, deliveries: list[Delivery] | None
+) -> dict[str, Any]:
+    request, fit, sender = prepared.request, prepared.fit, prepared.sender
+    published = None
+    if deliveries is not None:
+        published = {
+            "topic": settings.requests_topic,
+            "key": str(request.campaign_id),
+            "deliveries": [{"partition": d.partition, "offset": d.offset} for d in deliveries],
+        }
+    return {
+        "campaign_id": str(request.campaign_id),
+        "dry_run": request.dry_run,
+        "recipients": {
+            "file": str(request.recipients),
+            "format": request.format,
+            "rows": prepared.rows,
+        },
+        "preview": {**prepared.counts, "suppressions_checked": prepared.suppressions_checked},
+        "sender": {
+            "phone_number_id": sender.phone_number_id,
+            "auto": sender.auto,
+            "status": sender.status,
+            "tier": sender.tier,
+            "tier_source": sender.tier_source,
+        },
+        "fit": {
+            "eligible": fit.eligible,
+            "tier": fit.tier,
+            "window_seconds": fit.window_seconds,
+            "windows": fit.windows,
+            "concurrency": fit.concurrency,
+            "write_per_minute": fit.write_per_minute,
+            "rate_source": sender.rate_source,
+            "send_seconds": fit.send_seconds,
+            "eta_seconds": fit.eta_seconds,
+        },
+        "send_at": request.send_at,
+        "chunks": [
+            {"index": i, "recipients": c.stop - c.start, "bytes": len(c.value)}
+            for i, c in enumerate(prepared.chunks)
+        ],
+        "published": published,
+        "warnings": prepared.warnings,
+    }
