@@ -12,8 +12,8 @@ import aiohttp
 
 from tests.bridge.conftest import RunningBridge, bridge_settings, running_bridge
 from tests.bridge.kirim import OLD_SECRET, SECRET, signed_headers, status_body
-from tests.bridge.topics import end_offsets, read_all
 from tests.conftest import MakeTopic
+from tests.topics import end_offsets, read_all
 from webhook_bridge.verify import sign
 
 

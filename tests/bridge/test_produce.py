@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.bridge.topics import read_all
+from tests.topics import read_all
 from webhook_bridge.produce import StatusProducer, Unavailable
 from webhook_bridge.settings import BridgeSettings
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -20,8 +19,6 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
 
 from cli.app import invoke
 from devstack.procs import free_port
@@ -76,27 +73,6 @@ async def cli_env(
         "BROADCAST_TIMEOUT": "10",
         "USER": "tester",
     }
-
-
-async def read_topic(bootstrap: str, topic: str, partitions: int = 3) -> list[ConsumerRecord]:
-    """Every record of `topic` up to its current end, ordered by (partition, offset)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[ConsumerRecord] = []
-        async with asyncio.timeout(WAIT_SECONDS):
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                batch = await consumer.getmany(timeout_ms=200)
-                for items in batch.values():
-                    records.extend(items)
-        return sorted(records, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
 
 
 @dataclass(frozen=True, slots=True)

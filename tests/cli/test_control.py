@@ -14,7 +14,8 @@ from schemas.requests import (
     BroadcastResumed,
     decode_request_event,
 )
-from tests.cli.conftest import Row, new_phone, read_topic, run_cli, seed
+from tests.cli.conftest import Row, new_phone, run_cli, seed
+from tests.topics import read_all
 
 
 async def test_control_events_are_published_keyed_by_campaign(
@@ -36,7 +37,7 @@ async def test_control_events_are_published_keyed_by_campaign(
     )
     assert cancelled.code == OK
 
-    records = await read_topic(cli_env["KAFKA_BOOTSTRAP_SERVERS"], cli_env["REQUESTS_TOPIC"])
+    records = await read_all(cli_env["KAFKA_BOOTSTRAP_SERVERS"], cli_env["REQUESTS_TOPIC"])
     assert [r.key for r in records] == [str(campaign).encode()] * 3
     events = [decode_request_event(r.value) for r in records]
     assert [type(e) for e in events] == [BroadcastPaused, BroadcastResumed, BroadcastCancelled]

@@ -17,7 +17,8 @@ from sandbox.config import Account, RateLimits, RuntimeConfig
 from sandbox.settings import SandboxSettings
 from sandbox.testing import running_sandbox
 from schemas.requests import BroadcastRequested, decode_request_event
-from tests.cli.conftest import SENDER, new_phone, read_topic, run_cli
+from tests.cli.conftest import SENDER, new_phone, run_cli
+from tests.topics import read_all
 
 TEMPLATE = ["--template", "promo_flash_sale", "--language", "id_ID", "--body-param", "{{name}}"]
 OPTED = "2026-01-05T10:00:00Z"
@@ -65,7 +66,7 @@ async def test_dry_run_previews_and_publishes_nothing(
     assert report["sender"]["tier"] == 1_000  # the sandbox's default account
     assert report["fit"]["windows"] == 1
     assert report["fit"]["write_per_minute"] == 600
-    assert await read_topic(cli_env["KAFKA_BOOTSTRAP_SERVERS"], cli_env["REQUESTS_TOPIC"]) == []
+    assert await read_all(cli_env["KAFKA_BOOTSTRAP_SERVERS"], cli_env["REQUESTS_TOPIC"]) == []
 
     text = await run_cli(["publish", str(csv), *TEMPLATE, "--sender", SENDER, "--dry-run"], cli_env)
     assert "dry run: nothing published" in text.out
@@ -99,7 +100,7 @@ async def test_publish_chunks_by_campaign_and_intake_agrees_with_the_preview(
     assert report["campaign_id"] == str(campaign)
     assert [c["recipients"] for c in report["chunks"]] == [10, 10, 6]
 
-    records = await read_topic(cli_env["KAFKA_BOOTSTRAP_SERVERS"], cli_env["REQUESTS_TOPIC"])
+    records = await read_all(cli_env["KAFKA_BOOTSTRAP_SERVERS"], cli_env["REQUESTS_TOPIC"])
     assert len(records) == 3
     assert {r.key for r in records} == {str(campaign).encode()}
     assert len({r.partition for r in records}) == 1
@@ -158,7 +159,7 @@ async def test_a_malformed_row_aborts_with_its_line_number(
     assert len(lines) == 1
     assert lines[0].startswith(f"broadcast: {csv}: 2 malformed rows, nothing published: line 3: ")
     assert "line 4: 2 fields where the header has 3" in lines[0]
-    assert await read_topic(cli_env["KAFKA_BOOTSTRAP_SERVERS"], cli_env["REQUESTS_TOPIC"]) == []
+    assert await read_all(cli_env["KAFKA_BOOTSTRAP_SERVERS"], cli_env["REQUESTS_TOPIC"]) == []
 
     as_json = await run_cli(["publish", str(csv), *TEMPLATE, "--sender", SENDER, "--json"], cli_env)
     assert [r["line"] for r in as_json.json()["error"]["bad_rows"]] == [3, 4]

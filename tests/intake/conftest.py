@@ -20,8 +20,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka import AIOKafkaProducer
 
 from consumer.app import run
 from consumer.settings import ConsumerSettings
@@ -145,29 +144,6 @@ async def publish(
         futures.append(await producer.send(topic, value, key=key))
     await producer.flush()
     return [((m := await future).partition, m.offset) for future in futures]
-
-
-async def read_topic(bootstrap: str, topic: str, partitions: int = 1) -> list[ConsumerRecord]:
-    """Every record in `topic`, from the beginning to the current end, partition by partition."""
-    # `earliest` rather than seek_to_beginning(): a seek right after assign() can lose
-    # the race with the default reset to `latest`.
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[ConsumerRecord] = []
-        async with asyncio.timeout(WAIT_SECONDS):
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                batch = await consumer.getmany(timeout_ms=200)
-                for items in batch.values():
-                    records.extend(items)
-        return sorted(records, key=lambda r: (r.partition, r.offset))
-    finally:
-        await consumer.stop()
 
 
 LEDGER_COLUMNS = "phone, status, reason, components::text, opted_in_at, chunk_index, attempts"

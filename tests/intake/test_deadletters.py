@@ -21,8 +21,9 @@ from schemas.deadletter import DeadLetter
 from schemas.errors import InvalidEvent
 from schemas.requests import decode_request_event, encode_request_event
 from tests.intake.builders import person, phone, request
-from tests.intake.conftest import IntakeEnv, ledger_rows, publish, read_topic, run_intake
+from tests.intake.conftest import IntakeEnv, ledger_rows, publish, run_intake
 from tests.schemas.samples import design_request
+from tests.topics import read_all
 
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
@@ -168,7 +169,7 @@ async def test_malformed_events_are_dead_lettered_and_valid_ones_stored(
 
     await run_intake(intake_env)
 
-    dead = await read_topic(intake_env.settings.bootstrap_servers, intake_env.dlq)
+    dead = await read_all(intake_env.settings.bootstrap_servers, intake_env.dlq)
     letters = {
         (letter.source_partition, letter.source_offset): (record.value, letter.reason)
         for record in dead

@@ -37,10 +37,10 @@ from tests.intake.conftest import (
     ledger_outcomes,
     ledger_rows,
     publish,
-    read_topic,
     run_intake,
     suppress,
 )
+from tests.topics import read_all
 
 
 async def test_a_designed_campaign_lands_exactly_as_designed(
@@ -65,7 +65,7 @@ async def test_a_designed_campaign_lands_exactly_as_designed(
         design.campaign_id,
     )
     assert rendered[0]["parameters"][0]["text"] in ("Hi Budi, 20% off", "Hi Ani, 20% off")
-    assert await read_topic(intake_env.settings.bootstrap_servers, intake_env.dlq) == []
+    assert await read_all(intake_env.settings.bootstrap_servers, intake_env.dlq) == []
 
 
 async def test_chunks_published_twice_and_out_of_order_give_an_identical_ledger(
@@ -108,7 +108,7 @@ async def test_a_conflicting_chunk_is_dead_lettered_and_the_campaign_kept(
 
     await run_intake(intake_env)
 
-    dead = await read_topic(intake_env.settings.bootstrap_servers, intake_env.dlq)
+    dead = await read_all(intake_env.settings.bootstrap_servers, intake_env.dlq)
     letters = [DeadLetter.from_headers(record.headers) for record in dead]
     assert [letter.reason for letter in letters] == ["chunk_conflict"] * 3
     assert [letter.source_offset for letter in letters] == [1, 2, 3]

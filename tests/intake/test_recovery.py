@@ -32,10 +32,10 @@ from tests.intake.conftest import (
     consumer_process,
     ledger_outcomes,
     publish,
-    read_topic,
     suppress,
 )
 from tests.restarts import restart_kafka, restart_postgres
+from tests.topics import read_all
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +121,7 @@ async def test_kill_9_at_random_points_loses_and_doubles_nothing(
         assert await drained.wait() == 0
 
     await _assert_ledgers(url, designs)
-    assert await read_topic(intake_env.settings.bootstrap_servers, intake_env.dlq) == []
+    assert await read_all(intake_env.settings.bootstrap_servers, intake_env.dlq) == []
 
 
 async def _stored_at_least(url: str, designs: list[DesignedCampaign], count: int) -> bool:

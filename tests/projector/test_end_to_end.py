@@ -27,7 +27,6 @@ from sandbox.settings import SandboxSettings
 from sandbox.testing import RunningSandbox, running_sandbox
 from tests.bridge.conftest import RunningBridge, bridge_settings, running_bridge
 from tests.bridge.kirim import SECRET, signed_headers, status_body
-from tests.bridge.topics import read_all
 from tests.conftest import MakeTopic
 from tests.projector.conftest import (
     overview_terminal,
@@ -35,6 +34,7 @@ from tests.projector.conftest import (
     projector_settings,
     seed_campaign,
 )
+from tests.topics import read_all
 
 FAILING_PREFIX = "+62899"
 IN_PROGRESS = {"pending", "queued", "sent"}
