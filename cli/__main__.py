@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(prepared, int):
         return prepared
     if prepared.is_demo:
-        return run_demo(prepared.args)
+        return run_demo(prepared.args, os.environ)
     try:
         return asyncio.run(prepared.run())
     except KeyboardInterrupt:
