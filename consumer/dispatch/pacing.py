@@ -3,9 +3,10 @@
 The API refills `limit / 60` tokens a second up to `limit` and reports what is left
 in `X-RateLimit-Remaining`. The pacer keeps its own bucket at the same rate and
 re-syncs it from every answer (the server is authoritative: other instances spend
-the same budget), discounting requests sent after the answered one that are still
-in flight, since the server had not counted those yet. A 429 holds every send
-until `Retry-After` has passed. Time is always a parameter.
+the same budget), discounting every other request still in flight: the server may
+not have counted them yet, whichever was sent first (answers come back out of
+order). That errs low, never high, and each answer re-estimates from scratch. A 429
+holds every send until `Retry-After` has passed. Time is always a parameter.
 """
 
 from __future__ import annotations
@@ -63,8 +64,7 @@ class RatePacer:
         if remaining is None or seq <= self._synced_seq:
             return
         self._refill(now)
-        sent_later = sum(1 for other in self._in_flight if other > seq)
-        self.tokens = remaining - sent_later
+        self.tokens = remaining - len(self._in_flight)
         self._synced_seq = seq
 
     def throttle(self, seq: int, now: float, retry_after: float) -> None:
