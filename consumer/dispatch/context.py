@@ -19,14 +19,12 @@ class CampaignStates:
     """Campaign states as last seen; NOTIFYs from intake update them within a second."""
 
     states: dict[uuid.UUID, str] = field(default_factory=dict)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def sendable(self, campaign_id: uuid.UUID) -> bool:
         return self.states.get(campaign_id, "active") == "active"
 
     def update(self, states: dict[uuid.UUID, str]) -> None:
         self.states.update(states)
-        self.changed.set()
 
 
 @dataclass
@@ -34,7 +32,6 @@ class AccountBook:
     """Accounts from GET /v1/accounts, refreshed by the dispatcher."""
 
     accounts: dict[str, Account] = field(default_factory=dict)
-    refreshed_at: float = 0.0
 
     def get(self, phone_number_id: str) -> Account | None:
         return self.accounts.get(phone_number_id)

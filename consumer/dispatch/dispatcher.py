@@ -151,7 +151,7 @@ class Dispatcher:
         self.ctx.work_arrived.set()
 
     async def _ownership_round(self, ownership: SenderOwnership, tasks: asyncio.TaskGroup) -> None:
-        self._reap_finished(tasks)
+        self._reap_finished()
         if not await ownership.alive():
             log.error("sender_ownership_lost", owned=sorted(self.workers))
             await self._halt_all()
@@ -182,7 +182,7 @@ class Dispatcher:
                 # Handed to another instance: its gauges are that instance's to export.
                 self.workers[phone_number_id][0].halt.set()
                 metrics.forget_sender(phone_number_id)
-            self._reap_finished(tasks)
+            self._reap_finished()
             for phone_number_id in list(ownership.owned):
                 if phone_number_id not in self.workers:
                     # Finished: the last quota figures stay visible while the number idles.
@@ -205,7 +205,7 @@ class Dispatcher:
         self.workers[phone_number_id] = (worker, task)
         log.info("sender_owned", sender=phone_number_id, instance=str(self.instance_id))
 
-    def _reap_finished(self, _tasks: asyncio.TaskGroup) -> None:
+    def _reap_finished(self) -> None:
         for phone_number_id, (_, task) in list(self.workers.items()):
             if task.done():
                 del self.workers[phone_number_id]
@@ -237,7 +237,6 @@ class Dispatcher:
         accounts = await self.client.accounts()
         stopped = await self.store.stopped_senders()
         self.ctx.accounts.accounts = {a.phone_number_id: a for a in accounts}
-        self.ctx.accounts.refreshed_at = self.ctx.clock()
         for account in accounts:
             await self.store.record_tier(account.phone_number_id, account.tier)
         # The accounts call authenticated, so the key works again.
