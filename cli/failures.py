@@ -7,8 +7,10 @@ error code, each marked:
   rate limits, upstream errors, exhausted retries...): `retry` re-queues it;
 - `permanent`: retrying sends the same thing to the same answer (not on
   WhatsApp, blocked, a template parameter mismatch...);
-- `unknown` (`outcome_unknown`): a send that may have landed, whose idempotency
-  key has expired: it MAY HAVE BEEN SENT; `retry --include-unknown` re-sends it.
+- `unknown` (`consumer.dispatch.policy.IN_DOUBT_CODES`: `outcome_unknown`, a send
+  that may have landed whose idempotency key has expired; `api_anomaly`, an answer
+  that could not be taken at its word; `dispatch_error`, an error of our own while
+  sending): it MAY HAVE BEEN SENT; `retry --include-unknown` re-sends it.
 
 `retry <campaign>` re-queues failed recipients whose code is retryable (or is in
 `--codes`) in one UPDATE (cli/sql/queries.sql `requeue_failed`): back to
@@ -40,7 +42,7 @@ from cli.database import Q, campaign_overview, connect, parse_campaign_id
 from cli.errors import Failed, UsageError
 from cli.output import Console, number
 from cli.settings import CliSettings
-from consumer.dispatch.policy import RETRYABLE_CODES
+from consumer.dispatch.policy import IN_DOUBT_CODES, RETRYABLE_CODES
 
 UNKNOWN_OUTCOME: Final = "outcome_unknown"
 CSV_COLUMNS: Final = ("phone", "status", "error_code", "error_message", "message_id", "updated_at")
@@ -54,7 +56,7 @@ _KIND_TEXT: Final[dict[Kind, str]] = {
 
 def failure_kind(code: str) -> Kind:
     """Whether an operator's retry of this code is safe and useful (module docstring)."""
-    if code == UNKNOWN_OUTCOME:
+    if code in IN_DOUBT_CODES:
         return "unknown"
     return "retryable" if code in RETRYABLE_CODES else "permanent"
 
@@ -63,12 +65,13 @@ def retry_codes(codes: Sequence[str], include_unknown: bool) -> frozenset[str]:
     """The codes `retry` targets: `codes`, or every retryable one, plus the unknown outcome
     only when asked for explicitly."""
     selected = set(codes) if codes else set(RETRYABLE_CODES)
-    if UNKNOWN_OUTCOME in selected and not include_unknown:
+    in_doubt = sorted(selected & IN_DOUBT_CODES)
+    if in_doubt and not include_unknown:
         raise UsageError(
-            f"{UNKNOWN_OUTCOME} may have been sent: retrying it needs --include-unknown"
+            f"{', '.join(in_doubt)} may have been sent: retrying it needs --include-unknown"
         )
     if include_unknown:
-        selected.add(UNKNOWN_OUTCOME)
+        selected |= IN_DOUBT_CODES
     return frozenset(selected)
 
 
@@ -184,7 +187,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     again.add_argument(
         "--include-unknown",
         action="store_true",
-        help=f"also re-send {UNKNOWN_OUTCOME}: those recipients may get the message twice",
+        help="also re-send failures that may have been sent ("
+        + ", ".join(sorted(IN_DOUBT_CODES))
+        + "): those recipients may get the message twice",
     )
     again.set_defaults(handler=_handle_retry)
 
@@ -240,7 +245,7 @@ async def _handle_retry(settings: CliSettings, console: Console, args: argparse.
     wanted = [c.strip() for c in (args.codes or "").split(",") if c.strip()]
     codes = retry_codes(wanted, args.include_unknown)
     result = await retry(settings, campaign_id, codes)
-    unknown = sum(r.count for r in result.requeued if r.code == UNKNOWN_OUTCOME)
+    unknown = sum(r.count for r in result.requeued if r.code in IN_DOUBT_CODES)
     if unknown:
         console.warn(
             f"--include-unknown re-sends {number(unknown)} recipient(s) whose earlier send "

@@ -69,7 +69,7 @@ async def sender_facts(
                     if tier is None:
                         tier, tier_source = account.tier, ("api" if account.tier else None)
             if rate is None:
-                rate = await client.write_per_minute()
+                rate, _ = await client.rate_limits()
                 rate_source = "api" if rate else None
         except (KirimTransportError, msgspec.DecodeError) as error:
             warnings.append(

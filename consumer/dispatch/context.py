@@ -47,6 +47,8 @@ class DispatchContext:
     accounts: AccountBook
     clock: Callable[[], float]
     rng: random.Random
+    # Paces GETs (settling in-doubt sends, checking failures) to the read budget.
+    read_pacer: RatePacer = field(default_factory=lambda: RatePacer(limit_per_minute=600))
     # Set to stop every sender (the API key or the payment is gone).
     organisation_stopped: asyncio.Event = field(default_factory=asyncio.Event)
     # Set by the ownership round or a NOTIFY to wake idle workers early.

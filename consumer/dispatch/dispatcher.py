@@ -15,7 +15,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -24,6 +24,7 @@ from consumer.dispatch.context import AccountBook, CampaignStates, DispatchConte
 from consumer.dispatch.ownership import SenderOwnership
 from consumer.dispatch.pacing import RatePacer
 from consumer.dispatch.reconcile import FailureReconciler
+from consumer.dispatch.restart import RestartBackoff
 from consumer.dispatch.settings import DispatchSettings
 from consumer.dispatch.store import DispatchStore
 from consumer.dispatch.worker import SenderWorker
@@ -42,6 +43,7 @@ LEDGER_PENDING_CHANNEL = "ledger_pending"
 _KEY_STOPS = ("invalid_api_key", "expired_api_key")
 _CONNECTION_STOPS = ("account_not_connected",)
 _FALLBACK_WRITE_PER_MINUTE = 60
+_FALLBACK_READ_PER_MINUTE = 600
 
 
 class Dispatcher:
@@ -69,6 +71,7 @@ class Dispatcher:
             store=self.store,
             client=self.client,
             pacer=RatePacer(limit_per_minute=_FALLBACK_WRITE_PER_MINUTE, updated_at=clock()),
+            read_pacer=RatePacer(limit_per_minute=_FALLBACK_READ_PER_MINUTE, updated_at=clock()),
             campaigns=CampaignStates(),
             accounts=AccountBook(),
             clock=clock,
@@ -78,17 +81,18 @@ class Dispatcher:
         self.reconciler = FailureReconciler(self.ctx)
         self.last_round_at = 0.0
         self._round_now = asyncio.Event()
+        self._restarts = RestartBackoff()
 
     async def run(self, stop: asyncio.Event) -> None:
         ownership = SenderOwnership(self._database_url)
         listener: asyncpg.Connection | None = None
         try:
             metrics.LAST_PROGRESS.set(self.ctx.clock())
-            await self._learn_write_budget(stop)
+            await self._learn_budgets(stop)
             await self._refresh_accounts()
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self.reconciler.run(stop))
-                tasks.create_task(self._accounts_loop(stop))
+                tasks.create_task(self._guarded("reconciler", self.reconciler.run, stop))
+                tasks.create_task(self._guarded("accounts", self._accounts_loop, stop))
                 while not stop.is_set():
                     if listener is None or listener.is_closed():
                         listener = await self._listen()
@@ -105,17 +109,56 @@ class Dispatcher:
             await self._forget_instance()
             await self.client.close()
 
-    async def _learn_write_budget(self, stop: asyncio.Event) -> None:
-        limit = self.settings.write_per_minute
-        delay = 0.5
-        while limit is None and not stop.is_set():
+    async def _guarded(
+        self,
+        part: str,
+        loop: Callable[[asyncio.Event], Awaitable[None]],
+        stop: asyncio.Event,
+    ) -> None:
+        """Run `loop(stop)`; restart it after a backoff whenever it fails unexpectedly."""
+        while not stop.is_set():
+            started = self.ctx.clock()
             try:
-                limit = await self.client.write_per_minute() or _FALLBACK_WRITE_PER_MINUTE
+                await loop(stop)
+            except Exception as error:  # the isolation boundary of one part
+                delay = self._restarts.failed(part, started, self.ctx.clock())
+                metrics.WORKER_CRASHES.labels(part).inc()
+                log.exception("dispatch_part_crashed", part=part, error=repr(error), delay=delay)
+                await wait_any(stop, within=delay)
+
+    async def _supervised(self, worker: SenderWorker) -> None:
+        """Run one sender's worker; a failure is that sender's alone (module docstring)."""
+        started = self.ctx.clock()
+        try:
+            await worker.run()
+        except Exception as error:  # the isolation boundary of one sender
+            key = f"sender:{worker.phone_number_id}"
+            delay = self._restarts.failed(key, started, self.ctx.clock())
+            metrics.WORKER_CRASHES.labels("sender").inc()
+            log.exception(
+                "sender_worker_crashed",
+                sender=worker.phone_number_id,
+                error=repr(error),
+                restart_in=delay,
+            )
+            self._round_now.set()
+
+    async def _learn_budgets(self, stop: asyncio.Event) -> None:
+        """The organisation's write and read budgets, from settings or `GET /v1/me`."""
+        write, read = self.settings.write_per_minute, self.settings.read_per_minute
+        delay = 0.5
+        while (write is None or read is None) and not stop.is_set():
+            try:
+                learned_write, learned_read = await self.client.rate_limits()
             except KirimTransportError as error:
                 log.warning("kirim_me_retry", error=str(error), delay=delay)
                 await wait_any(stop, within=delay)
                 delay = min(delay * 2, 10.0)
-        self.ctx.pacer.limit_per_minute = float(limit or _FALLBACK_WRITE_PER_MINUTE)
+                continue
+            write = write or learned_write or _FALLBACK_WRITE_PER_MINUTE
+            read = read or learned_read or _FALLBACK_READ_PER_MINUTE
+        self.ctx.pacer.limit_per_minute = float(write or _FALLBACK_WRITE_PER_MINUTE)
+        self.ctx.read_pacer.limit_per_minute = float(read or _FALLBACK_READ_PER_MINUTE)
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
@@ -159,21 +202,20 @@ class Dispatcher:
         try:
             await self.store.heartbeat(self.instance_id)
             live = await self.store.live_instances(self.settings.instance_timeout_seconds)
-            senders = (
-                []
-                if self.ctx.organisation_stopped.is_set()
-                else await self.store.senders_with_work()
-            )
+            senders = await self._senders_with_work()
             stopped = await self.store.stopped_senders()
             metrics.STOPPED_SENDERS.set(len(stopped))
             fair_share = math.ceil(len(senders) / max(live, 1))
             # Each instance tries the numbers in its own order, so they do not all
             # race for the same one first.
             order = sorted(senders, key=lambda pid: hash((pid, self.instance_id)))
+            now = self.ctx.clock()
             for phone_number_id in order:
                 if len(self.workers) >= fair_share:
                     break
                 if phone_number_id in self.workers:
+                    continue
+                if not self._restarts.ready(f"sender:{phone_number_id}", now):
                     continue
                 if await ownership.try_own(phone_number_id):
                     self._start_worker(phone_number_id, tasks)
@@ -201,7 +243,7 @@ class Dispatcher:
 
     def _start_worker(self, phone_number_id: str, tasks: asyncio.TaskGroup) -> None:
         worker = SenderWorker(self.ctx, phone_number_id)
-        task = tasks.create_task(worker.run())
+        task = tasks.create_task(self._supervised(worker))
         self.workers[phone_number_id] = (worker, task)
         log.info("sender_owned", sender=phone_number_id, instance=str(self.instance_id))
 

@@ -46,6 +46,19 @@ ASYNC_FAILURES = Counter(
     "Accepted messages that failed later, by code and action.",
     ["code", "action"],
 )
+API_ANOMALIES = Counter(
+    "broadcast_dispatch_anomalies_total",
+    "Sends that met something unexpected, by kind: an answer that could not be taken at "
+    "its word (no or a reused message id, an unreadable or oversized body, an unknown "
+    "error code), a result the ledger refused, or an error of our own. Each affects one "
+    "recipient.",
+    ["kind"],
+)
+WORKER_CRASHES = Counter(
+    "broadcast_dispatch_worker_crashes_total",
+    "Sender workers or dispatcher loops that failed unexpectedly and were restarted, by part.",
+    ["part"],
+)
 SEND_SECONDS = Histogram(
     "broadcast_dispatch_send_seconds",
     "Latency of one send request.",

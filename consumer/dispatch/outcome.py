@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from consumer.dispatch.policy import Accepted, Decision, Defer, GiveUp, Retry, Stop
+from consumer.dispatch.policy import API_ANOMALY, Accepted, Decision, Defer, GiveUp, Retry, Stop
 from consumer.dispatch.store import DueRow, RowResult
+from consumer.kirim.answers import printable
+
+DUPLICATE_ID = "duplicate_message_id"
+LEDGER_REFUSED = "ledger_refused"
 
 
 def row_result(
@@ -52,3 +58,44 @@ def row_result(
                 uncertain_since=row.uncertain_since,
             )
     raise AssertionError(f"unhandled decision {decision!r}")
+
+
+def anomalous(result: RowResult, kind: str, detail: str) -> RowResult:
+    """`result` turned into a failure of its recipient alone, with the anomaly named."""
+    return replace(
+        result,
+        status="failed",
+        reason=None,
+        message_id=None,
+        next_attempt_at=None,
+        error_code=API_ANOMALY,
+        error_message=printable(f"{kind}: {detail}"),
+    )
+
+
+def without_duplicate_ids(
+    results: Sequence[RowResult], holders: Mapping[str, tuple[uuid.UUID, str]]
+) -> tuple[list[RowResult], list[RowResult]]:
+    """(results to write, the ones rewritten). A message id the API already gave another
+    recipient (in the ledger, `holders`, or earlier in this batch) cannot be that
+    recipient's too: which of the two is right is unknowable, so the first stays and
+    the later one fails as an anomaly. It was accepted, so it is not sent again."""
+    seen = dict(holders)
+    kept: list[RowResult] = []
+    rewritten: list[RowResult] = []
+    for result in results:
+        owner = seen.get(result.message_id) if result.message_id else None
+        if owner is not None and owner != (result.campaign_id, result.phone):
+            bad = anomalous(
+                result,
+                DUPLICATE_ID,
+                f"the API answered {result.message_id}, already recorded for another "
+                f"recipient (campaign {owner[0]})",
+            )
+            rewritten.append(bad)
+            kept.append(bad)
+            continue
+        if result.message_id:
+            seen[result.message_id] = (result.campaign_id, result.phone)
+        kept.append(result)
+    return kept, rewritten

@@ -78,6 +78,9 @@ class RetryPolicy:
     spam_rate_seconds: float = 3600.0
     ecosystem_seconds: float = 86_400.0
     upstream_async_attempts: int = 3
+    # An answer that cannot be taken at its word is asked again this often (same key:
+    # an API that stored it replays it) before the recipient is failed as api_anomaly.
+    anomaly_attempts: int = 3
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter exponential backoff: uniform in [0, min(max, base * 2^(attempt-1))]."""
@@ -142,6 +145,35 @@ RETRYABLE_CODES = frozenset(
 )
 
 
+# Every code of the synchronous table in kirim-api.md: any other is an anomaly.
+KNOWN_SYNC_CODES = frozenset(
+    {
+        *_GIVE_UP_SYNC,
+        "invalid_template_name",
+        "invalid_api_key",
+        "expired_api_key",
+        "phone_number_forbidden",
+        "resource_not_found",
+        "idempotency_in_progress",
+        "account_not_connected",
+        "rate_limit_exceeded",
+        "quota_exceeded",
+        "internal_error",
+        "whatsapp_upstream_error",
+    }
+)
+# The error code of a recipient whose answer could not be taken at its word (the kind
+# and the masked detail are in its error message). It may have been sent.
+API_ANOMALY = "api_anomaly"
+UNKNOWN_ERROR_CODE = "unknown_error_code"
+# The error code of a recipient whose send met an unexpected error of our own (a bug
+# or a stored value nobody foresaw). It may have been sent too.
+DISPATCH_ERROR = "dispatch_error"
+# Failures after which the recipient may or may not have the message: an operator's
+# retry of them is an explicit choice (`broadcast retry --include-unknown`).
+IN_DOUBT_CODES = frozenset({"outcome_unknown", API_ANOMALY, DISPATCH_ERROR})
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """The parts of a synchronous API answer that decide what happens next."""
@@ -150,6 +182,20 @@ class Answer:
     code: str | None = None
     retry_after: float | None = None
     message_id: str | None = None
+    # Why the answer cannot be taken at its word (consumer.kirim.answers), if it cannot.
+    anomaly: str | None = None
+
+
+def anomaly_of(answer: Answer) -> str | None:
+    """The anomaly to count for this answer: an unreadable success, or an error code
+    the contract does not name (it is still acted on, by its HTTP status)."""
+    if answer.anomaly is not None:
+        return answer.anomaly
+    if 200 <= answer.status < 300 and not answer.message_id:
+        return "missing_message_id"
+    if 400 <= answer.status < 500 and answer.code not in KNOWN_SYNC_CODES:
+        return UNKNOWN_ERROR_CODE
+    return None
 
 
 def classify_response(
@@ -157,10 +203,12 @@ def classify_response(
 ) -> Decision:
     """Classify one synchronous answer. `attempt` counts this one (1 = first try)."""
     status, retry_after = answer.status, answer.retry_after
-    if 200 <= status < 300:
-        if answer.message_id:
-            return Accepted(answer.message_id)
-        return _retry_or_give_up(attempt, policy, rng, "malformed_success")
+    if answer.anomaly is not None or (200 <= status < 300 and not answer.message_id):
+        if attempt >= policy.anomaly_attempts:
+            return GiveUp(API_ANOMALY)
+        return Retry(after=policy.backoff(attempt, rng), code=API_ANOMALY, uncertain=True)
+    if 200 <= status < 300 and answer.message_id:
+        return Accepted(answer.message_id)
     code = answer.code or f"http_{status}"
     if code in _GIVE_UP_SYNC:
         return GiveUp(code)

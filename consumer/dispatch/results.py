@@ -1,7 +1,10 @@
 """Send results, written to the ledger in batches by a background task.
 
 A result that is lost with the process is harmless: its row is still pending, the
-next owner sends it again with the same key, and the API replays the answer.
+next owner sends it again with the same key, and the API replays the answer. A
+result the database refuses (not a passing outage: a value it cannot store, a
+constraint) fails only its own recipient: the batch is split until the refused
+result is alone, and that one is recorded as an `api_anomaly`.
 """
 
 from __future__ import annotations
@@ -10,10 +13,17 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Sequence
+
+import asyncpg
 
 from consumer.dispatch import metrics
+from consumer.dispatch.outcome import DUPLICATE_ID, LEDGER_REFUSED, anomalous, without_duplicate_ids
 from consumer.dispatch.store import DispatchStore, RowResult
-from runtime.db import retrying
+from runtime.db import TRANSIENT_ERRORS, retrying
+from runtime.logs import get_logger, mask_phone
+
+log = get_logger(__name__)
 
 
 class ResultWriter:
@@ -39,11 +49,36 @@ class ResultWriter:
                 self._pending[self._max_batch :],
             )
             try:
-                await retrying(self._store.record_results, batch, self._token)
+                await self._write(batch)
             except BaseException:
                 self._pending[:0] = batch  # keep them for the next try or the final flush
                 raise
             metrics.LAST_PROGRESS.set(time.time())
+
+    async def _write(self, batch: Sequence[RowResult]) -> None:
+        try:
+            rewritten = await retrying(
+                self._store.record_results, batch, self._token, without_duplicate_ids
+            )
+        except asyncpg.PostgresError as error:
+            if isinstance(error, TRANSIENT_ERRORS):
+                raise
+            if len(batch) == 1:
+                await self._refused(batch[0], error)
+                return
+            middle = len(batch) // 2
+            await self._write(batch[:middle])
+            await self._write(batch[middle:])
+            return
+        for result in rewritten:
+            _report(result, DUPLICATE_ID)
+
+    async def _refused(self, result: RowResult, error: asyncpg.PostgresError) -> None:
+        detail = f"the ledger refused the result (SQLSTATE {error.sqlstate}: {error})"
+        bad = anomalous(result, LEDGER_REFUSED, detail)
+        # Only the key columns and constants are left, which the ledger already holds.
+        await retrying(self._store.record_results, [bad], self._token, without_duplicate_ids)
+        _report(bad, LEDGER_REFUSED)
 
     async def run(self, done: asyncio.Event) -> None:
         """Flush every `flush_seconds` until `done` is set, then once more."""
@@ -53,3 +88,14 @@ class ResultWriter:
             self._wake.clear()
             await self.flush()
         await self.flush()
+
+
+def _report(result: RowResult, kind: str) -> None:
+    metrics.API_ANOMALIES.labels(kind).inc()
+    log.warning(
+        "api_anomaly",
+        kind=kind,
+        campaign_id=str(result.campaign_id),
+        phone=mask_phone(result.phone),
+        detail=result.error_message,
+    )

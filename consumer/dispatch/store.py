@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +77,13 @@ class RowResult:
     error_code: str | None = None
     error_message: str | None = None
     uncertain_since: float | None = None
+
+
+# (results, {message id: (campaign, phone) holding it}) -> (to write, rewritten)
+ResolveIds = Callable[
+    [Sequence[RowResult], Mapping[str, tuple[uuid.UUID, str]]],
+    tuple[list[RowResult], list[RowResult]],
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,25 +209,26 @@ class DispatchStore:
             [row.phone for row in rows],
         )
 
-    async def record_results(self, results: Sequence[RowResult], token: uuid.UUID) -> None:
-        def opt_at(value: float | None) -> datetime | None:
-            return at(value) if value is not None else None
-
-        await self._pool.execute(
-            Q["record_results"],
-            [r.campaign_id for r in results],
-            [r.phone for r in results],
-            [r.status for r in results],
-            [r.reason for r in results],
-            [r.message_id for r in results],
-            [r.attempted for r in results],
-            [opt_at(r.next_attempt_at) for r in results],
-            [opt_at(r.attempted_at) for r in results],
-            [r.error_code for r in results],
-            [r.error_message for r in results],
-            [opt_at(r.uncertain_since) for r in results],
-            token,
-        )
+    async def record_results(
+        self, results: Sequence[RowResult], token: uuid.UUID, resolve: ResolveIds
+    ) -> list[RowResult]:
+        """Write a batch of send results in one transaction. `resolve(results, holders)`
+        is the pure rule for message ids that other recipients already hold; returns
+        the results it rewrote."""
+        for attempt in range(3):
+            try:
+                async with self._pool.acquire() as connection, connection.transaction():
+                    ids = sorted({r.message_id for r in results if r.message_id})
+                    held = await connection.fetch(Q["message_id_holders"], ids) if ids else []
+                    holders = {r["message_id"]: (r["campaign_id"], r["phone"]) for r in held}
+                    written, rewritten = resolve(results, holders)
+                    await connection.execute(Q["record_results"], *_result_columns(written, token))
+                    return rewritten
+            except asyncpg.UniqueViolationError:
+                # Another worker recorded the same id meanwhile: the next look sees it.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def release_rows(self, rows: Sequence[DueRow], token: uuid.UUID) -> None:
         await self._pool.execute(
@@ -319,3 +327,25 @@ class DispatchStore:
 
     async def record_tier(self, phone_number_id: str, tier: int | None) -> None:
         await self._pool.execute(Q["record_tier"], phone_number_id, tier)
+
+
+def _result_columns(results: Sequence[RowResult], token: uuid.UUID) -> list[Any]:
+    """The arguments of `record_results`: one array per column, then the token."""
+
+    def opt_at(value: float | None) -> datetime | None:
+        return at(value) if value is not None else None
+
+    return [
+        [r.campaign_id for r in results],
+        [r.phone for r in results],
+        [r.status for r in results],
+        [r.reason for r in results],
+        [r.message_id for r in results],
+        [r.attempted for r in results],
+        [opt_at(r.next_attempt_at) for r in results],
+        [opt_at(r.attempted_at) for r in results],
+        [r.error_code for r in results],
+        [r.error_message for r in results],
+        [opt_at(r.uncertain_since) for r in results],
+        token,
+    ]

@@ -19,6 +19,7 @@ from consumer.dispatch import metrics
 from consumer.dispatch.context import DispatchContext
 from consumer.dispatch.outcome import row_result
 from consumer.dispatch.policy import (
+    DISPATCH_ERROR,
     Accepted,
     Answer,
     Decision,
@@ -27,6 +28,7 @@ from consumer.dispatch.policy import (
     Retry,
     Scope,
     Stop,
+    anomaly_of,
     classify_response,
     classify_transport_error,
 )
@@ -36,10 +38,11 @@ from consumer.dispatch.results import ResultWriter
 from consumer.dispatch.schedule import interleave
 from consumer.dispatch.store import Budget, Campaign, DueRow
 from consumer.dispatch.tiers import concurrency_for
+from consumer.kirim.answers import printable
 from consumer.kirim.client import KirimTransportError
 from runtime.db import TRANSIENT_ERRORS, retrying
 from runtime.events import wait_any
-from runtime.logs import get_logger
+from runtime.logs import get_logger, mask_phone
 
 log = get_logger(__name__)
 
@@ -74,8 +77,9 @@ class SenderWorker:
     async def run(self) -> None:
         """Send until the number has no work or the worker is halted, then drain.
 
-        A bug in a send crashes the task group and with it the service: restarting is
-        safe by design, and a loud crash beats a silently stuck number.
+        Anything unexpected ends this worker (and its in-flight sends) with the error;
+        the dispatcher restarts it with a backoff. Its claimed rows are taken again by
+        the next worker with the same keys, so the API replays what had landed.
         """
         writer_done = asyncio.Event()
         async with asyncio.TaskGroup() as tasks:
@@ -264,37 +268,23 @@ class SenderWorker:
 
     async def _send(self, row: DueRow, campaign: Campaign, seq: int, claimed_at: float) -> None:
         ctx = self.ctx
-        attempt = row.attempts + 1
-        key = idempotency_key(str(row.campaign_id), row.phone, row.generation)
-        components = row.components if row.components is not None else campaign.components
-        body = template_body(
-            row.phone, campaign.template_name, campaign.template_language, components
-        )
         gauge = metrics.IN_FLIGHT.labels(self.phone_number_id)
         gauge.inc()
         started = ctx.clock()
         try:
-            answer = await ctx.client.send_template(self.phone_number_id, key, body)
-        except KirimTransportError as error:
+            decision, message = await self._exchange(row, campaign, seq)
+        except Exception as error:  # the isolation boundary of one recipient
+            # A bug or a value nobody foresaw, met while sending to this recipient: it
+            # is failed alone (it may have been sent) and the others go on.
             ctx.pacer.forget(seq)
-            decision: Decision = classify_transport_error(
-                error.code, attempt, ctx.settings.retry, ctx.rng
+            decision, message = GiveUp(DISPATCH_ERROR), printable(f"{DISPATCH_ERROR}: {error!r}")
+            metrics.API_ANOMALIES.labels(DISPATCH_ERROR).inc()
+            log.exception(
+                "dispatch_error",
+                sender=self.phone_number_id,
+                campaign_id=str(row.campaign_id),
+                phone=mask_phone(row.phone),
             )
-            message: str | None = str(error)
-        else:
-            now = ctx.clock()
-            if answer.status == 429 and answer.error_code != "quota_exceeded":
-                metrics.RATE_LIMITED.inc()
-                ctx.pacer.throttle(seq, now, answer.retry_after or 1.0)
-            else:
-                ctx.pacer.observe(seq, now, answer.rate_limit, answer.rate_remaining)
-            decision = classify_response(
-                Answer(answer.status, answer.error_code, answer.retry_after, answer.message_id),
-                attempt,
-                ctx.settings.retry,
-                ctx.rng,
-            )
-            message = answer.error_message
         finally:
             gauge.dec()
         now = ctx.clock()
@@ -305,6 +295,47 @@ class SenderWorker:
             await self._stop(decision, row.campaign_id)
         elif isinstance(decision, Defer):
             await retrying(ctx.store.hold_sender, self.phone_number_id, now + decision.after)
+
+    async def _exchange(
+        self, row: DueRow, campaign: Campaign, seq: int
+    ) -> tuple[Decision, str | None]:
+        """One request for `row` and what its answer (or its lack of one) decides."""
+        ctx = self.ctx
+        attempt = row.attempts + 1
+        key = idempotency_key(str(row.campaign_id), row.phone, row.generation)
+        components = row.components if row.components is not None else campaign.components
+        body = template_body(
+            row.phone, campaign.template_name, campaign.template_language, components
+        )
+        try:
+            answer = await ctx.client.send_template(self.phone_number_id, key, body)
+        except KirimTransportError as error:
+            ctx.pacer.forget(seq)
+            decision = classify_transport_error(error.code, attempt, ctx.settings.retry, ctx.rng)
+            return decision, str(error)
+        now = ctx.clock()
+        if answer.status == 429 and answer.error_code != "quota_exceeded":
+            metrics.RATE_LIMITED.inc()
+            ctx.pacer.throttle(seq, now, answer.retry_after or 1.0)
+        else:
+            ctx.pacer.observe(seq, now, answer.rate_limit, answer.rate_remaining)
+        said = Answer(
+            answer.status, answer.error_code, answer.retry_after, answer.message_id, answer.anomaly
+        )
+        anomaly = anomaly_of(said)
+        if anomaly is not None:
+            metrics.API_ANOMALIES.labels(anomaly).inc()
+            log.warning(
+                "api_anomaly",
+                kind=anomaly,
+                sender=self.phone_number_id,
+                campaign_id=str(row.campaign_id),
+                phone=mask_phone(row.phone),
+                status=answer.status,
+                attempt=attempt,
+                detail=answer.error_message,
+            )
+        return classify_response(said, attempt, ctx.settings.retry, ctx.rng), answer.error_message
 
     def _count(self, decision: Decision) -> None:
         match decision:

@@ -9,32 +9,23 @@ client never retries by itself: every answer goes back to the dispatcher's polic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
 from multidict import CIMultiDictProxy
 
 from consumer.dispatch.tiers import parse_tier
+from consumer.kirim.answers import SendAnswer, read_send_answer
 
 
 class KirimTransportError(Exception):
-    """The request got no HTTP answer; `code` is `timeout` or `network_error`."""
+    """The request got no usable HTTP answer; `code` is `timeout` or `network_error`."""
 
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class SendAnswer:
-    status: int
-    message_id: str | None
-    error_code: str | None
-    error_message: str | None
-    retry_after: float | None
-    rate_limit: float | None
-    rate_remaining: float | None
-    replayed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +37,27 @@ class Account:
     quality_rating: str | None
 
 
-class _Error(msgspec.Struct):
+@dataclass(frozen=True, slots=True)
+class MessageState:
+    """`GET /v1/{phone_number_id}/messages/{id}`: where the API says a message is."""
+
+    status: str | None
+    error_code: str | None
+    provider_code: int | None
+
+
+class _MessageError(msgspec.Struct):
     code: str | None = None
-    message: str | None = None
+    provider_code: int | None = None
 
 
-class _Message(msgspec.Struct):
-    id: str | None = None
+class _MessageData(msgspec.Struct):
+    status: str | None = None
+    error: _MessageError | None = None
 
 
-class _SendBody(msgspec.Struct):
-    data: _Message | None = None
-    error: _Error | None = None
+class _MessageBody(msgspec.Struct):
+    data: _MessageData
 
 
 class _AccountItem(msgspec.Struct):
@@ -84,18 +84,17 @@ class _Me(msgspec.Struct):
     data: _MeData
 
 
-_send_decoder = msgspec.json.Decoder(_SendBody)
 _accounts_decoder = msgspec.json.Decoder(_Accounts)
 _me_decoder = msgspec.json.Decoder(_Me)
+_message_decoder = msgspec.json.Decoder(_MessageBody)
+_T = TypeVar("_T")
 
 
-def _number(value: str | None) -> float | None:
-    if value is None:
-        return None
+def _decode(decoder: msgspec.json.Decoder[_T], what: str, raw: bytes) -> _T:
     try:
-        return float(value)
-    except ValueError:
-        return None
+        return decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise KirimTransportError("network_error", f"{what}: unreadable answer ({error})") from None
 
 
 class KirimClient:
@@ -106,6 +105,7 @@ class KirimClient:
         *,
         timeout_seconds: float = 10.0,
         max_connections: int = 200,
+        max_answer_bytes: int = 64 * 1024,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._headers = {
@@ -115,6 +115,8 @@ class KirimClient:
         }
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._max_connections = max_connections
+        # A send's answer is a few hundred bytes; reading more only costs memory.
+        self._max_answer_bytes = max_answer_bytes
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -133,13 +135,17 @@ class KirimClient:
 
     async def _request(
         self, method: str, path: str, *, body: bytes | None = None, key: str | None = None
-    ) -> tuple[int, bytes, CIMultiDictProxy[str]]:
+    ) -> tuple[int, bytes, bool, CIMultiDictProxy[str]]:
+        """(status, at most max_answer_bytes of the body, whether it was longer, headers).
+        Redirects are not followed: a redirected POST would turn into a GET."""
         headers = {"Idempotency-Key": key} if key else None
         try:
             async with self._open().request(
-                method, self._base + path, data=body, headers=headers
+                method, self._base + path, data=body, headers=headers, allow_redirects=False
             ) as response:
-                return response.status, await response.read(), response.headers
+                raw = await response.content.read(self._max_answer_bytes + 1)
+                truncated = len(raw) > self._max_answer_bytes
+                return response.status, raw[: self._max_answer_bytes], truncated, response.headers
         except TimeoutError as error:
             raise KirimTransportError("timeout", str(error) or "request timed out") from error
         except aiohttp.ClientError as error:
@@ -147,28 +153,31 @@ class KirimClient:
 
     async def send_template(self, phone_number_id: str, key: str, body: bytes) -> SendAnswer:
         """POST one message. Any HTTP answer is returned; no answer raises KirimTransportError."""
-        status, raw, headers = await self._request(
+        status, raw, truncated, headers = await self._request(
             "POST", f"/{phone_number_id}/messages", body=body, key=key
         )
-        try:
-            parsed = _send_decoder.decode(raw) if raw else _SendBody()
-        except msgspec.DecodeError:
-            parsed = _SendBody()  # a proxy's HTML error page: the status alone decides
-        get = headers.get
-        return SendAnswer(
-            status=status,
-            message_id=parsed.data.id if parsed.data else None,
-            error_code=parsed.error.code if parsed.error else None,
-            error_message=parsed.error.message if parsed.error else None,
-            retry_after=_number(get("Retry-After")),
-            rate_limit=_number(get("X-RateLimit-Limit")),
-            rate_remaining=_number(get("X-RateLimit-Remaining")),
-            replayed=get("Idempotent-Replayed", "").lower() == "true",
+        return read_send_answer(status, raw, truncated, headers.get)
+
+    async def message(self, phone_number_id: str, message_id: str) -> MessageState | None:
+        """The message as the API knows it now; None when it does not know the id."""
+        status, raw, truncated, _ = await self._request(
+            "GET", f"/{phone_number_id}/messages/{quote(message_id, safe='')}"
+        )
+        if status == 404:
+            return None
+        if status != 200 or truncated:
+            raise KirimTransportError("network_error", f"GET message answered {status}")
+        data = _decode(_message_decoder, "GET message", raw).data
+        error = data.error
+        return MessageState(
+            status=data.status,
+            error_code=error.code if error else None,
+            provider_code=error.provider_code if error else None,
         )
 
     async def accounts(self) -> list[Account]:
-        status, raw, _ = await self._request("GET", "/accounts?status=all")
-        if status != 200:
+        status, raw, truncated, _ = await self._request("GET", "/accounts?status=all")
+        if status != 200 or truncated:
             raise KirimTransportError("network_error", f"GET /accounts answered {status}")
         return [
             Account(
@@ -177,15 +186,15 @@ class KirimClient:
                 tier=parse_tier(item.messaging_tier),
                 quality_rating=item.quality_rating,
             )
-            for item in _accounts_decoder.decode(raw).data
+            for item in _decode(_accounts_decoder, "GET /accounts", raw).data
         ]
 
-    async def write_per_minute(self) -> int | None:
-        """The organisation's write budget from `GET /v1/me`; None when not reported."""
-        status, raw, _ = await self._request("GET", "/me")
+    async def rate_limits(self) -> tuple[int | None, int | None]:
+        """(write, read) requests per minute from `GET /v1/me`; None where not reported."""
+        status, raw, truncated, _ = await self._request("GET", "/me")
         if status == 401:
-            return None
-        if status != 200:
+            return None, None
+        if status != 200 or truncated:
             raise KirimTransportError("network_error", f"GET /me answered {status}")
-        limits = _me_decoder.decode(raw).data.rate_limits
-        return limits.write_per_minute if limits else None
+        limits = _decode(_me_decoder, "GET /me", raw).data.rate_limits
+        return (limits.write_per_minute, limits.read_per_minute) if limits else (None, None)

@@ -9,7 +9,7 @@ from cli.errors import UsageError
 from cli.failures import UNKNOWN_OUTCOME, failure_kind, retry_codes
 from cli.output import bar, duration, table
 from cli.progress import RateTracker, Snapshot
-from consumer.dispatch.policy import RETRYABLE_CODES
+from consumer.dispatch.policy import IN_DOUBT_CODES, RETRYABLE_CODES
 from runtime.migrate import load_migrations
 
 
@@ -59,11 +59,13 @@ def test_failure_kinds() -> None:
     assert failure_kind("internal_error") == "retryable"
     assert failure_kind("recipient_not_on_whatsapp") == "permanent"
     assert failure_kind(UNKNOWN_OUTCOME) == "unknown"
+    assert failure_kind("api_anomaly") == "unknown"
+    assert failure_kind("dispatch_error") == "unknown"
 
 
 def test_retry_codes() -> None:
     assert retry_codes([], include_unknown=False) == RETRYABLE_CODES
-    assert retry_codes([], include_unknown=True) == RETRYABLE_CODES | {UNKNOWN_OUTCOME}
+    assert retry_codes([], include_unknown=True) == RETRYABLE_CODES | IN_DOUBT_CODES
     assert retry_codes(["recipient_blocked"], include_unknown=False) == {"recipient_blocked"}
     with pytest.raises(UsageError, match="--include-unknown"):
         retry_codes([UNKNOWN_OUTCOME], include_unknown=False)

@@ -18,6 +18,7 @@ from consumer.dispatch.policy import (
     RetryPolicy,
     Scope,
     Stop,
+    anomaly_of,
     async_code_of,
     classify_async_failure,
     classify_response,
@@ -106,10 +107,35 @@ def test_any_2xx_with_an_id_is_accepted(status: int) -> None:
     assert classify_response(answer, 1, POLICY, random.Random(0)) == Accepted("msg_01HZX")
 
 
-def test_a_2xx_without_an_id_is_retried() -> None:
+def test_a_2xx_without_an_id_is_retried_as_uncertain_then_an_anomaly() -> None:
     decision = sync(200)
     assert isinstance(decision, Retry)
-    assert decision.code == "malformed_success"
+    assert decision.code == "api_anomaly"
+    assert decision.uncertain
+    last = POLICY.anomaly_attempts
+    answer = Answer(200)
+    assert classify_response(answer, last, POLICY, random.Random(0)) == GiveUp("api_anomaly")
+
+
+@pytest.mark.parametrize(
+    ("answer", "anomaly"),
+    [
+        (Answer(200, anomaly="unreadable_answer"), "unreadable_answer"),
+        (Answer(200), "missing_message_id"),
+        (Answer(302, anomaly="unexpected_status"), "unexpected_status"),
+        (Answer(400, "frobnicated"), "unknown_error_code"),
+        (Answer(418), "unknown_error_code"),
+        (Answer(400, "invalid_phone_number"), None),
+        (Answer(500, "frobnicated"), None),
+        (Answer(200, message_id="msg_1"), None),
+    ],
+)
+def test_anomalies_are_named(answer: Answer, anomaly: str | None) -> None:
+    assert anomaly_of(answer) == anomaly
+
+
+def test_an_unknown_client_error_code_is_permanent_for_the_recipient() -> None:
+    assert sync(400, "frobnicated") == GiveUp("frobnicated")
 
 
 def test_transport_errors_retry_as_uncertain() -> None:

@@ -107,6 +107,10 @@ WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
       OR (l.status = 'pending' AND l.claim_token = $12)
   );
 
+-- name: message_id_holders
+-- Recipients that already hold one of these message ids (ledger_message_id is unique).
+SELECT message_id, campaign_id, phone FROM ledger WHERE message_id = ANY($1::text[]);
+
 -- name: release_rows
 UPDATE ledger AS l
 SET claim_token = NULL, uncertain_since = t.uncertain_since, updated_at = now()
