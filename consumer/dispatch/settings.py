@@ -44,6 +44,7 @@ class DispatchSettings:
     request_timeout_seconds: float = 10.0
     # None: learn it from GET /v1/me.
     write_per_minute: int | None = None
+    read_per_minute: int | None = None
     quota_window_seconds: float = defaults.QUOTA_WINDOW_SECONDS
     quota_margin_seconds: float = 5.0
     # The tier assumed for a number whose account does not state one.
@@ -74,6 +75,7 @@ class DispatchSettings:
             in_progress_seconds=env_float(env, "DISPATCH_IN_PROGRESS_SECONDS", 5.0, minimum=0.0),
         )
         write = env.get("KIRIM_WRITE_PER_MINUTE", "").strip()
+        read = env.get("KIRIM_READ_PER_MINUTE", "").strip()
         tier = parse_tier(env.get("DISPATCH_DEFAULT_TIER", "250"))
         if tier is None:
             raise SettingsError("DISPATCH_DEFAULT_TIER must be a tier such as 250 or TIER_1K")
@@ -84,6 +86,7 @@ class DispatchSettings:
             write_per_minute=env_int(env, "KIRIM_WRITE_PER_MINUTE", 0, minimum=1)
             if write
             else None,
+            read_per_minute=env_int(env, "KIRIM_READ_PER_MINUTE", 0, minimum=1) if read else None,
             quota_window_seconds=env_float(
                 env, "QUOTA_WINDOW_SECONDS", defaults.QUOTA_WINDOW_SECONDS, minimum=1.0
             ),
