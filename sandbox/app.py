@@ -1,7 +1,8 @@
 """The sandbox's ASGI app: routing, bytes on the wire, and the waits the engine cannot do.
 
 Per `/v1` request: route (404/405) -> API key (401) -> rate limit (429) ->
-fault plan -> handler -> late answer / dropped connection. Every answer has
+fault plan -> handler (an anomaly is passed into the send) -> late answer /
+dropped connection. Every answer has
 `X-Request-Id`; `/v1` answers past authentication carry `X-RateLimit-*`.
 Sends add the idempotency protocol around `Engine.send`: replay, 422 reuse,
 and waiting (up to `in_progress_wait_seconds`) for an in-flight original
@@ -45,7 +46,6 @@ log = get_logger("sandbox.app")
 
 MAX_BODY: Final = 64 * 1024
 MAX_CONTROL_BODY: Final = 1024 * 1024
-_JSON: Final = (b"content-type", b"application/json")
 _REPLAYED: Final = (b"idempotent-replayed", b"true")
 _QUIET: Final = FaultPlan()
 _HEALTH_BODY: Final = {"status": "ok"}
@@ -124,7 +124,8 @@ class SandboxApp:
             await self._respond(send, request, endpoint, engine.error(error, request.rid), rate)
             return
         faults = engine.config.faults
-        plan = engine.faults() if faults.scope == "all" or endpoint == "send" else _QUIET
+        is_send = endpoint == "send"
+        plan = engine.faults(send=is_send) if faults.scope == "all" or is_send else _QUIET
         if plan.server_error is not None:
             engine.audit.fault(audited, "server_errors_injected")
             status, code = plan.server_error
@@ -181,7 +182,9 @@ class SandboxApp:
         if key is None:
             if plan.latency > 0:
                 await asyncio.sleep(plan.latency)
-            answer = engine.send(number_id, document, request.rid, None, self._clock.now())
+            answer = engine.send(
+                number_id, document, request.rid, None, self._clock.now(), anomaly=plan.anomaly
+            )
             self._announce(answer)
             return answer
         print_ = fingerprint("POST", request.path, canonical)
@@ -193,9 +196,13 @@ class SandboxApp:
         try:
             if plan.latency > 0:
                 await asyncio.sleep(plan.latency)
-            answer = engine.send(number_id, document, request.rid, key, self._clock.now())
+            answer = engine.send(
+                number_id, document, request.rid, key, self._clock.now(), anomaly=plan.anomaly
+            )
             if answer.storable:
-                response = StoredResponse(answer.status, answer.body, number_id, answer.template)
+                response = StoredResponse(
+                    answer.status, answer.body, number_id, answer.template, answer.content_type
+                )
                 engine.idempotency.complete(key, response)
                 stored = True
         finally:
@@ -217,7 +224,13 @@ class SandboxApp:
             if isinstance(decision, Replay):
                 stored = decision.response
                 engine.audit.replayed(stored.phone_number_id, stored.template)
-                return Answer(stored.status, stored.body, template=stored.template, replayed=True)
+                return Answer(
+                    stored.status,
+                    stored.body,
+                    template=stored.template,
+                    replayed=True,
+                    content_type=stored.content_type,
+                )
             if isinstance(decision, Reuse):
                 engine.audit.key_conflict(number_id, in_progress=False)
                 message = "this Idempotency-Key was used with a different request"
@@ -303,7 +316,7 @@ class SandboxApp:
     ) -> None:
         body = answer.body
         headers = [
-            _JSON,
+            (b"content-type", answer.content_type),
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", request.rid.encode()),
         ]

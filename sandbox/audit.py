@@ -17,6 +17,15 @@ Definitions (docs/sandbox.md repeats them):
   against the tier in any rolling quota window; `max_window_requested`: the
   same over every valid send that reached the quota check, refused ones
   included, so a client that overshoots its tier shows it here.
+- `anomalies`: injected odd answers by kind, and a list of who got which
+  (`kind`, `status`, `phone_number_id`, `to`, `idempotency_key`,
+  `true_message_id`, `answered_id`, `at`); replays of them are not counted again.
+- `delivered_after_failed`: failed sends planned to be delivered later too,
+  with a list (`message_id`, `phone_number_id`, `to`, `idempotency_key`,
+  `error_code`, `failed_at`, `delivered_at`).
+
+Lists keep their first `LIST_MAX` entries (bounded memory); past that only
+the counts grow and `unlisted` says how many were left out.
 
 Plain in-memory counters; time is a parameter.
 """
@@ -27,7 +36,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.anomaly import OddAnswer
+from sandbox.config import ANOMALY_KINDS
 from sandbox.quota import RollingUniques
+from sandbox.store import Message
+
+LIST_MAX = 10_000
 
 
 @dataclass(slots=True)
@@ -101,6 +115,10 @@ class Audit:
         self.webhooks: Counter[str] = Counter()
         self.requests = 0
         self._triples: Counter[tuple[str, str, str]] = Counter()
+        self.anomalies: Counter[str] = Counter()
+        self.anomaly_list: list[dict[str, Any]] = []
+        self.redelivered: list[dict[str, Any]] = []
+        self.redelivered_total = 0
 
     def _number(self, phone_number_id: str) -> NumberTally:
         number = self.numbers.get(phone_number_id)
@@ -178,10 +196,52 @@ class Audit:
         for tally in self._tallies(phone_number_id, None):
             setattr(tally, kind, getattr(tally, kind) + 1)
 
+    def anomaly(
+        self,
+        odd: OddAnswer,
+        *,
+        phone_number_id: str,
+        to: str | None,
+        idempotency_key: str | None,
+        true_message_id: str | None,
+        now: float,
+    ) -> None:
+        self.anomalies[odd.kind] += 1
+        if len(self.anomaly_list) < LIST_MAX:
+            self.anomaly_list.append(
+                {
+                    "kind": odd.kind,
+                    "status": odd.status,
+                    "phone_number_id": phone_number_id,
+                    "to": to,
+                    "idempotency_key": idempotency_key,
+                    "true_message_id": true_message_id,
+                    "answered_id": odd.answered_id,
+                    "at": now,
+                }
+            )
+
+    def delivered_after_failed(self, message: Message) -> None:
+        self.redelivered_total += 1
+        if len(self.redelivered) < LIST_MAX:
+            (_, failed_at), (_, delivered_at) = message.timeline.steps
+            self.redelivered.append(
+                {
+                    "message_id": message.id,
+                    "phone_number_id": message.phone_number_id,
+                    "to": message.to,
+                    "idempotency_key": message.idempotency_key,
+                    "error_code": message.failure.code if message.failure else None,
+                    "failed_at": failed_at,
+                    "delivered_at": delivered_at,
+                }
+            )
+
     def webhook(self, counter: str, amount: int = 1) -> None:
         self.webhooks[counter] += amount
 
     def report(self, now: float, tiers: dict[str, int | None]) -> dict[str, Any]:
+        anomalies = self.anomalies.total()
         numbers: dict[str, Any] = {}
         for number_id, number in sorted(self.numbers.items()):
             numbers[number_id] = number.tally.report() | {
@@ -198,4 +258,15 @@ class Audit:
             "numbers": numbers,
             "templates": {name: tally.report() for name, tally in sorted(self.templates.items())},
             "webhooks": {name: self.webhooks[name] for name in WEBHOOK_COUNTERS},
+            "anomalies": {
+                "total": anomalies,
+                "by_kind": {kind: self.anomalies[kind] for kind in ANOMALY_KINDS},
+                "injected": self.anomaly_list,
+                "unlisted": anomalies - len(self.anomaly_list),
+            },
+            "delivered_after_failed": {
+                "total": self.redelivered_total,
+                "messages": self.redelivered,
+                "unlisted": self.redelivered_total - len(self.redelivered),
+            },
         }

@@ -115,6 +115,31 @@ class DroppedConnections(Trigger, frozen=True, kw_only=True, forbid_unknown_fiel
     after_processing: bool = False
 
 
+AnomalyKind = Literal[
+    "reused_id", "missing_id", "non_json", "html", "oversized", "unknown_code", "nul_id"
+]
+ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
+    "reused_id",
+    "missing_id",
+    "non_json",
+    "html",
+    "oversized",
+    "unknown_code",
+    "nul_id",
+)
+
+
+class Anomalies(Trigger, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Answers a real API (or a proxy before it) may give that break a naive client."""
+
+    # One is drawn (seeded rng) from this list each time the trigger fires; repeats weigh more.
+    kinds: tuple[AnomalyKind, ...] = ANOMALY_KINDS
+    # Capped so a typo cannot make every stored key hold gigabytes.
+    oversized_bytes: Annotated[int, Meta(ge=1, le=64 * 1024 * 1024)] = 2 * 1024 * 1024
+    unknown_status: Annotated[int, Meta(ge=400, le=499)] = 400
+    unknown_code: Annotated[str, Meta(min_length=1, max_length=100)] = "unexpected_condition"
+
+
 class Latency(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     fixed_ms: Seconds = 0.0
     jitter: Literal["none", "uniform", "exponential"] = "none"
@@ -128,6 +153,17 @@ class Faults(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     latency: Latency = field(default_factory=Latency)
     late_answers: LateAnswers = field(default_factory=LateAnswers)
     dropped_connections: DroppedConnections = field(default_factory=DroppedConnections)
+    # Sends only, whatever `scope`: the kinds are about a send's answer.
+    anomalies: Anomalies = field(default_factory=Anomalies)
+
+
+class Lifecycle(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Lifecycle quirks beyond the planned path."""
+
+    # Multi-device: a message that failed is later delivered too (Meta reports both).
+    delivered_after_failed_probability: Probability = 0.0
+    # Sandbox seconds from the `failed` status to the `delivered` one.
+    delivered_after_failed_delay_seconds: Seconds = 5.0
 
 
 class Webhooks(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -167,6 +203,7 @@ class RuntimeConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     accounts: dict[str, Account] = field(default_factory=_default_accounts)
     templates: dict[str, Template] = field(default_factory=_default_templates)
     outcomes: Outcomes = field(default_factory=Outcomes)
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
     faults: Faults = field(default_factory=Faults)
     webhooks: Webhooks = field(default_factory=Webhooks)
 
@@ -202,6 +239,8 @@ def _check_semantics(config: RuntimeConfig) -> None:
             raise ConfigError(f"outcomes.forced: {prefix!r} is not a '+digits' prefix")
         if outcome not in FORCEABLE_OUTCOMES:
             raise ConfigError(f"outcomes.forced.{prefix}: unknown outcome {outcome!r}")
+    if not config.faults.anomalies.kinds:
+        raise ConfigError("faults.anomalies.kinds needs at least one kind")
     if not config.webhooks.schedule_seconds or len(config.webhooks.schedule_seconds) > 20:
         raise ConfigError("webhooks.schedule_seconds needs 1 to 20 attempts")
     if config.webhooks.url and not config.webhooks.url.startswith(("http://", "https://")):

@@ -18,6 +18,7 @@ faulted. Answers use the API's envelopes. Synchronous: the shell routes here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ import msgspec
 from sandbox.config import ConfigError, RuntimeConfig, patch_config, redacted, tier_of
 from sandbox.engine import Answer, Engine, with_live_counters
 from sandbox.errors import ApiError
+from sandbox.faults import FaultCounters
 from sandbox.timeline import status_at
 from sandbox.wire import Listing, Single, encoder, iso
 
@@ -125,7 +127,7 @@ def _countdowns_set(patch: Any) -> frozenset[str]:
     if not isinstance(faults, dict):
         return frozenset()
     return frozenset(
-        name
-        for name in ("server_errors", "late_answers", "dropped_connections")
-        if isinstance(faults.get(name), dict) and "next" in faults[name]
+        countdown.name
+        for countdown in dataclasses.fields(FaultCounters)
+        if isinstance(faults.get(countdown.name), dict) and "next" in faults[countdown.name]
     )

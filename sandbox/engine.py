@@ -10,6 +10,10 @@ Send pipeline (`send`), first failing step answers:
 connected -> forced synchronous outcome -> outcome plan -> tier quota (only
 sends planned to succeed count; 429 when `exceeded_mode` is "sync", else the
 send fails later with `quota_exceeded`) -> 2xx `pending`.
+
+An injected anomaly (`faults.anomalies`, see `anomaly`) either replaces the
+whole pipeline (`unknown_code`) or rewrites the 2xx of an accepted send; an
+anomaly drawn for a send that is refused anyway changes nothing.
 """
 
 from __future__ import annotations
@@ -21,14 +25,15 @@ from typing import Any, Final
 
 import msgspec
 
+from sandbox.anomaly import JSON, OddAnswer, accepted_answer, refusal
 from sandbox.audit import Audit
 from sandbox.catalog import FAILURES, SYNC_OUTCOMES
-from sandbox.config import Account, RuntimeConfig, tier_of
+from sandbox.config import Account, AnomalyKind, RuntimeConfig, tier_of
 from sandbox.errors import ApiError, encode_error
 from sandbox.faults import FaultCounters, FaultPlan, plan_faults
 from sandbox.idempotency import IdempotencyStore
 from sandbox.identifiers import message_id, wamid
-from sandbox.outcome import Plan, forced_sync, plan_outcome
+from sandbox.outcome import Plan, delivered_after_failed, forced_sync, plan_outcome
 from sandbox.quota import Exceeded, TierQuota
 from sandbox.ratelimit import RateDecision, TokenBucket
 from sandbox.store import Message, MessageStore
@@ -52,6 +57,7 @@ class Answer:
     message: Message | None = None
     template: str | None = None
     replayed: bool = False
+    content_type: bytes = JSON
 
 
 class Engine:
@@ -71,6 +77,8 @@ class Engine:
         self.audit = Audit(config.quota.window_seconds, now)
         self.throughput: dict[str, TokenBucket] = {}
         self.fault_counters = _counters_from(config)
+        # The last message id answered normally: what a `reused_id` anomaly answers.
+        self.last_handed_out: str | None = None
         self.store.clear()
 
     @property
@@ -127,9 +135,9 @@ class Engine:
     def peek_token(self, write: bool, now: float) -> RateDecision:
         return (self.write_bucket if write else self.read_bucket).peek(now)
 
-    def faults(self) -> FaultPlan:
+    def faults(self, *, send: bool) -> FaultPlan:
         plan, self.fault_counters = plan_faults(
-            self._config.faults, self.fault_counters, self.fault_rng
+            self._config.faults, self.fault_counters, self.fault_rng, send=send
         )
         return plan
 
@@ -145,6 +153,53 @@ class Engine:
     # Endpoints.
 
     def send(
+        self,
+        number_id: str,
+        document: Any,
+        request_id: str,
+        key: str | None,
+        now: float,
+        *,
+        anomaly: AnomalyKind | None = None,
+    ) -> Answer:
+        if anomaly == "unknown_code":
+            odd = refusal(self._config.faults.anomalies, request_id)
+            to = document.get("to") if isinstance(document, dict) else None
+            self.audit.anomaly(
+                odd,
+                phone_number_id=number_id,
+                to=to if isinstance(to, str) else None,
+                idempotency_key=key,
+                true_message_id=None,
+                now=now,
+            )
+            return Answer(odd.status, odd.body, storable=True)
+        answer = self._process(number_id, document, request_id, key, now)
+        message = answer.message
+        if message is None:
+            return answer
+        if anomaly is None:
+            self.last_handed_out = message.id
+            return answer
+        odd = accepted_answer(
+            anomaly,
+            message_view(message, now),
+            request_id,
+            status=answer.status,
+            earlier_id=self.last_handed_out,
+            options=self._config.faults.anomalies,
+        )
+        self.audit.anomaly(
+            odd,
+            phone_number_id=number_id,
+            to=message.to,
+            idempotency_key=key,
+            true_message_id=message.id,
+            now=now,
+        )
+        return _odd(answer, odd)
+
+    def _process(
         self, number_id: str, document: Any, request_id: str, key: str | None, now: float
     ) -> Answer:
         config = self._config
@@ -187,6 +242,7 @@ class Engine:
             imposed = "outside_24h_window"
         if imposed is None and not self._within_throughput(number_id, account, now):
             imposed = "throughput_limited"
+        ordinal = self.audit.accepted_before(number_id, template, request.to)
         plan = plan_outcome(
             seed=config.outcomes.seed,
             mix=config.outcomes.mix,
@@ -195,7 +251,7 @@ class Engine:
             phone_number_id=number_id,
             to=request.to,
             template=template,
-            ordinal=self.audit.accepted_before(number_id, template, request.to),
+            ordinal=ordinal,
             imposed=imposed,
         )
         self.audit.quota_checked(number_id, request.to, now)
@@ -213,6 +269,15 @@ class Engine:
                     )
                     return self._rejected(number_id, template, error, request_id)
                 plan = Plan("failed", FAILURES["quota_exceeded"])
+        if plan.failure is not None and delivered_after_failed(
+            config.lifecycle.delivered_after_failed_probability,
+            seed=config.outcomes.seed,
+            phone_number_id=number_id,
+            to=request.to,
+            template=template,
+            ordinal=ordinal,
+        ):
+            plan = replace(plan, delivered_after_failed=True)
         return self._accept(
             number_id,
             request=request,
@@ -256,13 +321,21 @@ class Engine:
             language=request.language,
             created_at=now,
             wamid=wamid(msg_id, request.to[1:]),
-            timeline=build_timeline(plan, now, config.outcomes.delays, config.time_scale),
+            timeline=build_timeline(
+                plan,
+                now,
+                config.outcomes.delays,
+                config.time_scale,
+                redelivery_delay=config.lifecycle.delivered_after_failed_delay_seconds,
+            ),
             failure=plan.failure,
             idempotency_key=key,
         )
         self.store.add(message)
         failure = plan.failure.code if plan.failure is not None else None
         self.audit.accepted(number_id, template, request.to, failure, now)
+        if plan.delivered_after_failed:
+            self.audit.delivered_after_failed(message)
         body = encoder.encode(Single(message_view(message, now), request_id))
         return Answer(config.accept_status, body, storable=True, message=message, template=template)
 
@@ -307,12 +380,18 @@ class Engine:
         return Answer(200, encoder.encode(Single(data, request_id)))
 
 
+def _odd(answer: Answer, odd: OddAnswer) -> Answer:
+    """The accepted send's answer with the anomaly's bytes: stored and replayed like any."""
+    return replace(answer, status=odd.status, body=odd.body, content_type=odd.content_type)
+
+
 def _counters_from(config: RuntimeConfig) -> FaultCounters:
     faults = config.faults
     return FaultCounters(
         server_errors=faults.server_errors.next,
         late_answers=faults.late_answers.next,
         dropped_connections=faults.dropped_connections.next,
+        anomalies=faults.anomalies.next,
     )
 
 
@@ -329,5 +408,6 @@ def with_live_counters(config: RuntimeConfig, counters: FaultCounters) -> Runtim
             dropped_connections=with_next(
                 faults.dropped_connections, next=counters.dropped_connections
             ),
+            anomalies=with_next(faults.anomalies, next=counters.anomalies),
         ),
     )

@@ -9,7 +9,10 @@ Each trigger fires for the next `next` requests in scope (a countdown kept in
 - otherwise wait `latency` (before processing, so the idempotency key is in
   progress meanwhile), process, then wait `late` seconds more if a late answer
   fires (the answer is stored first, so a retry replays it), and drop instead
-  of answering if a dropped connection fires with `after_processing`.
+  of answering if a dropped connection fires with `after_processing`;
+- an anomaly (sends only, drawn last so that enabling it leaves the other
+  faults' draws as they were) names the kind of odd answer: `unknown_code` is
+  answered instead of processing, the others alter an accepted send's answer.
 
 Pure apart from the random draws, which come from the passed, seeded `rng`.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from sandbox.config import Faults, Latency, Trigger
+from sandbox.config import AnomalyKind, Faults, Latency, Trigger
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,7 @@ class FaultCounters:
     server_errors: int = 0
     late_answers: int = 0
     dropped_connections: int = 0
+    anomalies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,7 @@ class FaultPlan:
     latency: float = 0.0
     late: float = 0.0
     drop_after: bool = False
+    anomaly: AnomalyKind | None = None
 
     @property
     def quiet(self) -> bool:
@@ -63,7 +68,7 @@ def sample_latency(latency: Latency, rng: random.Random) -> float:
 
 
 def plan_faults(
-    faults: Faults, counters: FaultCounters, rng: random.Random
+    faults: Faults, counters: FaultCounters, rng: random.Random, *, send: bool = True
 ) -> tuple[FaultPlan, FaultCounters]:
     error, left = _fires(faults.server_errors, counters.server_errors, rng)
     counters = replace(counters, server_errors=left)
@@ -76,9 +81,17 @@ def plan_faults(
         return FaultPlan(drop_before=True), counters
     late, left = _fires(faults.late_answers, counters.late_answers, rng)
     counters = replace(counters, late_answers=left)
+    latency = sample_latency(faults.latency, rng)
+    anomaly: AnomalyKind | None = None
+    if send:
+        odd, left = _fires(faults.anomalies, counters.anomalies, rng)
+        counters = replace(counters, anomalies=left)
+        if odd:
+            anomaly = rng.choice(faults.anomalies.kinds)
     plan = FaultPlan(
-        latency=sample_latency(faults.latency, rng),
+        latency=latency,
         late=faults.late_answers.delay_seconds if late else 0.0,
         drop_after=drop,
+        anomaly=anomaly,
     )
     return plan, counters

@@ -48,6 +48,8 @@ class StoredResponse:
     # For the audit: which number and template a replay is about.
     phone_number_id: str
     template: str | None
+    # Stored too: an injected anomaly may be text or HTML, and the replay must match.
+    content_type: bytes = b"application/json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,9 @@ Precedence, first match wins:
 `ordinal` counts earlier accepted sends of the same (number, template, to), so
 a retry of a transient failure draws again while a rerun with the same seed and
 the same sends repeats every outcome, whatever the arrival order.
+
+`delivered_after_failed` draws the same way (its own hash) whether a failed
+send is later delivered too (multi-device), so that is reproducible as well.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Plan:
 
     reached: str
     failure: Failure | None = None
+    # Failed, then delivered anyway (another device of the recipient got it).
+    delivered_after_failed: bool = False
 
 
 def draws(
@@ -86,3 +91,14 @@ def plan_outcome(
             if share_draw < cumulative:
                 return Plan("failed", FAILURES[code])
     return Plan("read" if read_draw < read_share else "delivered")
+
+
+def delivered_after_failed(
+    probability: float, *, seed: int, phone_number_id: str, to: str, template: str, ordinal: int
+) -> bool:
+    """Whether a failed send is later delivered too; one draw per send, like `draws`."""
+    if probability <= 0.0:
+        return False
+    key = f"{seed}|{phone_number_id}|{to}|{template}|{ordinal}|delivered_after_failed".encode()
+    digest = hashlib.blake2b(key, digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _SCALE < probability
