@@ -48,7 +48,12 @@ _decoder: Final = msgspec.json.Decoder(_AccountList)
 
 
 def parse_accounts(body: bytes) -> list[SenderAccount]:
-    """The accounts in a `GET /v1/accounts` body; raises `msgspec.DecodeError`."""
+    """The accounts in a `GET /v1/accounts` body; raises `msgspec.DecodeError`.
+
+    An account whose id holds NUL is left out: PostgreSQL cannot store that id, so an
+    `auto` campaign resolved to it could never be written, and no request can name it
+    (request ids are digits).
+    """
     return [
         SenderAccount(
             phone_number_id=str(account.phone_number_id),
@@ -57,6 +62,7 @@ def parse_accounts(body: bytes) -> list[SenderAccount]:
             quality_rating=account.quality_rating,
         )
         for account in _decoder.decode(body).data
+        if "\x00" not in str(account.phone_number_id)
     ]
 
 

@@ -29,7 +29,9 @@ from schemas.errors import Reason
 
 log = get_logger(__name__)
 
-DeadLetterReason = Reason | Literal["chunk_conflict", "unstorable_text"]
+DeadLetterReason = (
+    Reason | Literal["chunk_conflict", "unstorable_text", "unstorable_value", "ledger_rejected"]
+)
 
 VALUE_DROPPED: Final = "dlq.value_dropped"
 # Larger than any record the broker lets into the requests topic (the broker has the

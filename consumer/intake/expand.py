@@ -7,7 +7,9 @@ Each recipient becomes one row keyed by phone, in this order of precedence:
 2. `duplicate`: the phone already appeared earlier in this chunk; the first
    occurrence wins, whatever its outcome, and no second row exists (counted only);
 3. `suppressed` (skipped): on the suppression list;
-4. `not_opted_in` (skipped): `opted_in_at` missing or later than `now`;
+4. `not_opted_in` (skipped): `opted_in_at` missing, later than `now`, or not an
+   instant (outside years 1-9999 in UTC: no proof of consent, and PostgreSQL
+   cannot be given it, so the row stores NULL there);
 5. `missing_variable` (skipped): the template cannot be rendered for them;
 6. `eligible` (`pending`).
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal, NamedTuple
 
+from consumer.intake.header import in_utc
 from consumer.intake.phone import key_for_invalid, normalize_phone
 from consumer.intake.render import compile_template, render_json
 from schemas.requests import BroadcastRequested, Recipient
@@ -112,11 +115,14 @@ def expand(
         seen.add(key)
         outcome: Outcome
         components = None
+        opted_in_at = recipient.opted_in_at
+        if opted_in_at is not None and in_utc(opted_in_at) is None:
+            opted_in_at = None
         if phone is None:
             outcome = "invalid_phone"
         elif phone in suppressed:
             outcome = "suppressed"
-        elif recipient.opted_in_at is None or recipient.opted_in_at > now:
+        elif opted_in_at is None or opted_in_at > now:
             outcome = "not_opted_in"
         elif compiled.has_variables:
             components = render_json(compiled, recipient.variables)
@@ -124,8 +130,8 @@ def expand(
         else:
             outcome = "eligible"
         if outcome == "eligible":
-            row = LedgerRow(key, "pending", None, components, recipient.opted_in_at)
+            row = LedgerRow(key, "pending", None, components, opted_in_at)
         else:
-            row = LedgerRow(key, "skipped", outcome, None, recipient.opted_in_at)
+            row = LedgerRow(key, "skipped", outcome, None, opted_in_at)
         expansion.add(row, outcome)
     return expansion

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
+import asyncpg
 from aiokafka.structs import ConsumerRecord
 
 from consumer.intake import control, metrics
@@ -35,6 +36,7 @@ from consumer.intake.header import (
     conflict,
     header_of,
     unstorable_text,
+    unstorable_value,
 )
 from consumer.intake.store import (
     ChunkRedelivered,
@@ -48,6 +50,7 @@ from consumer.intake.store import (
     Source,
 )
 from runtime.logs import get_logger
+from runtime.refusal import refusal_of
 from schemas.errors import InvalidEvent
 from schemas.requests import BroadcastRequested, RequestEvent, decode_request_event, event_type
 
@@ -89,6 +92,21 @@ class Staged:
     action: Rejected | ChunkWrite | control.ControlEvent | None
 
 
+def _refused(error: asyncpg.PostgresError) -> Rejected:
+    """The dead letter for a write PostgreSQL refused; re-raises any other database error.
+
+    The last line of defence: what can be caught before the database is (see `prepare`
+    and `expand`), but a value nobody foresaw, or a constraint an operator added, must
+    not stop intake. An error that is not about the data (our SQL, a read-only
+    failover, a full disk) is not a refusal: it crashes the process, and redelivery
+    after the restart loses nothing.
+    """
+    refusal = refusal_of(error)
+    if refusal is None:
+        raise error
+    return Rejected("ledger_rejected", refusal.detail)
+
+
 def _source(record: ConsumerRecord) -> Source:
     return Source(record.topic, record.partition, record.offset)
 
@@ -105,6 +123,9 @@ def prepare(value: bytes | None) -> Prepared:
     problem = unstorable_text(header)
     if problem is not None:
         return Rejected("unstorable_text", problem)
+    problem = unstorable_value(header)
+    if problem is not None:
+        return Rejected("unstorable_value", problem)
     return Chunk(event, header, chunk_digest(event), normalize_recipients(event.recipients))
 
 
@@ -139,7 +160,11 @@ class EventHandler:
         if isinstance(prepared, Rejected):
             return Staged("invalid", started, prepared)
         if isinstance(prepared, Chunk):
-            return Staged("requested", started, await self._stage_chunk(record, prepared))
+            try:
+                action = await self._stage_chunk(record, prepared)
+            except asyncpg.PostgresError as error:
+                action = _refused(error)
+            return Staged("requested", started, action)
         return Staged(_TYPE_LABEL[event_type(prepared)], started, prepared)
 
     async def finish(self, record: ConsumerRecord, staged: Staged) -> str:
@@ -150,10 +175,16 @@ class EventHandler:
             outcome = "redelivered"
         elif isinstance(action, Rejected):
             outcome = await self._dead_letter(record, action.reason, action.detail)
-        elif isinstance(action, ChunkWrite):
-            outcome = await self._write_chunk(record, action)
         else:
-            outcome = await self._control(action, _source(record))
+            try:
+                if isinstance(action, ChunkWrite):
+                    outcome = await self._write_chunk(record, action)
+                else:
+                    outcome = await self._control(action, _source(record))
+            except asyncpg.PostgresError as error:
+                # The transaction rolled back: nothing of this event is stored.
+                rejected = _refused(error)
+                outcome = await self._dead_letter(record, rejected.reason, rejected.detail)
         metrics.EVENTS.labels(type=staged.kind, outcome=outcome).inc()
         metrics.EVENT_SECONDS.labels(type=staged.kind).observe(time.perf_counter() - staged.started)
         return outcome

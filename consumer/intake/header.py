@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -94,4 +94,23 @@ def unstorable_text(header: CampaignHeader) -> str | None:
     """Why the header cannot be stored (PostgreSQL text and jsonb refuse NUL), or None."""
     if _has_nul(header.template_components):
         return "template components contain a NUL character (\\u0000)"
+    return None
+
+
+def in_utc(moment: datetime) -> datetime | None:
+    """`moment` in UTC, or None when that falls outside years 1-9999.
+
+    RFC 3339 allows `0001-01-01T00:00:00+05:00`, whose UTC instant is in year 0:
+    neither Python nor asyncpg can represent it, so PostgreSQL never receives it.
+    """
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+def unstorable_value(header: CampaignHeader) -> str | None:
+    """Why a header value cannot be stored (other than text), or None."""
+    if header.send_at is not None and in_utc(header.send_at) is None:
+        return f"send_at {header.send_at.isoformat()} is outside years 1-9999 in UTC"
     return None

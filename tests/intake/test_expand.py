@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumer.intake.expand import OUTCOMES, LedgerRow, expand
+from consumer.intake.handler import Rejected, prepare
+from consumer.intake.header import header_of, unstorable_value
 from consumer.intake.phone import normalize_phone
 from consumer.intake.render import compile_template, render
-from schemas.requests import Recipient
+from schemas.requests import Recipient, encode_request_event
 from schemas.template import (
     Component,
     ImageParameter,
@@ -201,3 +203,42 @@ def test_designed_campaign_oracle_matches_the_expansion_of_its_first_chunk() -> 
     [chunk] = design.chunks
     expansion = expand(chunk, suppressed=frozenset(design.suppressed), now=NOW)
     assert {r.phone: (r.status, r.reason) for r in expansion.rows()} == design.expected
+
+
+EARLY = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))  # year 0 in UTC
+LATE = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))  # year 10000 in UTC
+
+
+@pytest.mark.parametrize(
+    ("opted_in_at", "expected", "stored"),
+    [
+        (OPTED_IN, ("pending", None), OPTED_IN),
+        (datetime(1, 1, 1, 5, tzinfo=timezone(timedelta(hours=5))), ("pending", None),
+         datetime(1, 1, 1, 5, tzinfo=timezone(timedelta(hours=5)))),
+        # Instants Python and asyncpg cannot put in UTC: no proof of consent, NULL stored.
+        (EARLY, ("skipped", "not_opted_in"), None),
+        (LATE, ("skipped", "not_opted_in"), None),
+    ],
+)  # fmt: skip
+def test_an_opt_in_outside_the_utc_range_is_no_opt_in(
+    opted_in_at: datetime, expected: tuple[str, str | None], stored: datetime | None
+) -> None:
+    [row] = rows_of([Recipient(phone="+628111222333", opted_in_at=opted_in_at, variables=VARS)])
+    assert (row.status, row.reason, row.opted_in_at) == (*expected, stored)
+
+
+@pytest.mark.parametrize(
+    ("send_at", "problem"),
+    [(None, False), (NOW, False), (EARLY, True), (LATE, True)],
+)
+def test_a_send_at_outside_the_utc_range_is_unstorable(
+    send_at: datetime | None, problem: bool
+) -> None:
+    event = request(CAMPAIGN, [Recipient(phone="+628111222333")], send_at=send_at)
+    prepared = prepare(encode_request_event(event))
+    if problem:
+        assert isinstance(prepared, Rejected)
+        assert prepared.reason == "unstorable_value"
+    else:
+        assert not isinstance(prepared, Rejected)
+    assert (unstorable_value(header_of(event)) is not None) == problem
