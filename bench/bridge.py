@@ -149,7 +149,7 @@ async def wait_healthy(
         if process.returncode is not None:
             raise RuntimeError("the bridge exited during start")
         try:
-            async with session.get(base_url + "/healthz") as response:
+            async with session.get(base_url + "/readyz") as response:
                 if response.status == 200:
                     return
         except aiohttp.ClientConnectionError:

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from consumer.dispatch.settings import DispatchSettings
+from consumer.dispatch.tiers import UNLIMITED
 from runtime import defaults
-from runtime.env import SettingsError, env_bool, env_float, env_int, env_str
+from runtime.env import SettingsError, env_bool, env_float, env_int, env_port, env_str
 
 CONSUMER_SERVICE = "consumer"
 
@@ -98,9 +99,7 @@ class ConsumerSettings:
                 env, "QUOTA_WINDOW_SECONDS", defaults.QUOTA_WINDOW_SECONDS, minimum=1
             ),
             metrics_host=env_str(env, "CONSUMER_METRICS_HOST", defaults.BIND_HOST),
-            metrics_port=env_int(
-                env, "CONSUMER_METRICS_PORT", defaults.CONSUMER_METRICS_PORT, minimum=0
-            ),
+            metrics_port=env_port(env, "CONSUMER_METRICS_PORT", defaults.CONSUMER_METRICS_PORT),
             db_pool_size=env_int(env, "CONSUMER_DB_POOL_SIZE", 12, minimum=2),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
             migrate_on_start=env_bool(env, "CONSUMER_MIGRATE", True),
@@ -140,3 +139,21 @@ class ConsumerSettings:
             dispatcher_enabled=env_bool(env, "DISPATCH_ENABLED", True),
             dispatch=DispatchSettings.from_env(env),
         )
+
+
+def help_defaults(settings: ConsumerSettings) -> dict[str, str]:
+    """Defaults for `--help` that the readers cannot state: values built from an empty
+    variable, read off `settings` as built from an empty environment."""
+    dispatch = settings.dispatch
+    table = ",".join(
+        f"{'unlimited' if tier >= UNLIMITED else tier}:{count}"
+        for tier, count in sorted(dispatch.concurrency.items())
+    )
+    learned = "unset: learned from GET /v1/me"
+    return {
+        "DISPATCH_CONCURRENCY": table,
+        "KIRIM_WRITE_PER_MINUTE": learned,
+        "KIRIM_READ_PER_MINUTE": learned,
+        "DISPATCH_SENDERS": "empty: every number",
+        "QUOTA_BUDGET_GROUPS": "empty: one budget per number",
+    }

@@ -9,21 +9,33 @@ import os
 from projector.rebuild import rebuild
 from projector.service import run
 from projector.settings import ProjectorSettings
-from runtime.lifecycle import run_service
+from runtime.lifecycle import load_settings, run_service
 from runtime.logs import configure_logging
+from runtime.usage import add_environment_help
+
+DESCRIPTION = (
+    "The status projector: folds the status topic's webhook events into the PostgreSQL "
+    "read model, committing offsets after the database (docs/webhooks.md). `run` (the "
+    "default) serves /metrics, /healthz and /readyz on "
+    "PROJECTOR_METRICS_HOST:PROJECTOR_METRICS_PORT; `rebuild` replays the whole topic "
+    "into a fresh table and swaps it in. Every setting is an environment variable."
+)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="projector", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
+def parser() -> argparse.ArgumentParser:
+    built = argparse.ArgumentParser(prog="python -m projector", description=DESCRIPTION)
+    commands = built.add_subparsers(dest="command")
     run_command = commands.add_parser("run", help="consume and fold (the default)")
     run_command.add_argument(
         "--until-idle", action="store_true", help="exit once every partition is caught up"
     )
     commands.add_parser("rebuild", help="replay the topic into a fresh table and swap it in")
-    args = parser.parse_args(argv)
+    return add_environment_help(built, ProjectorSettings.from_env)
 
-    settings = ProjectorSettings.from_env(os.environ)
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    settings = load_settings("projector", ProjectorSettings.from_env, os.environ)
     configure_logging(settings.log_level)
 
     async def _main(stop: asyncio.Event) -> None:
@@ -32,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             await run(settings, stop, until_idle=getattr(args, "until_idle", False))
 
-    run_service(_main)
+    run_service(_main, service="projector")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from runtime import defaults
-from runtime.env import env_float, env_int, env_str
+from runtime.env import env_float, env_int, env_port, env_str
 
 DEFAULT_BATCH_SIZE = 5_000
 DEFAULT_REBUILD_BATCH_SIZE = 20_000
@@ -44,9 +44,7 @@ class ProjectorSettings:
             topic_partitions=env_int(env, "STATUS_TOPIC_PARTITIONS", 3, minimum=1),
             group_id=env_str(env, "PROJECTOR_GROUP", defaults.PROJECTOR_GROUP),
             metrics_host=env_str(env, "PROJECTOR_METRICS_HOST", defaults.BIND_HOST),
-            metrics_port=env_int(
-                env, "PROJECTOR_METRICS_PORT", defaults.PROJECTOR_METRICS_PORT, minimum=0
-            ),
+            metrics_port=env_port(env, "PROJECTOR_METRICS_PORT", defaults.PROJECTOR_METRICS_PORT),
             batch_size=env_int(env, "PROJECTOR_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1),
             rebuild_batch_size=env_int(
                 env, "PROJECTOR_REBUILD_BATCH_SIZE", DEFAULT_REBUILD_BATCH_SIZE, minimum=1

@@ -1,8 +1,10 @@
 """`run(settings, stop)`: the sandbox's lifecycle, the same shape as every service's.
 
+SANDBOX_PORT is claimed first (a port in use is a `SettingsError`, exit 2).
 The HTTP server and the webhook dispatcher run in one task group, so a
 crashed side task stops the sandbox; setting `stop` closes the listener
-and drops queued webhooks (the sandbox keeps no state across runs).
+and drops queued webhooks (the sandbox keeps no state across runs). It is
+ready as soon as it listens: `/readyz` checks what `/healthz` does.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def build(settings: SandboxSettings, clock: Clock | None = None) -> Sandbox:
     api = SandboxApp(engine, control, clock, metrics, dispatcher)
     checks = {"webhook_backlog": _backlog_check(dispatcher, settings.webhook_backlog_max)}
     app = observability_app(checks, metrics.registry, fallback=api)
-    server = EmbeddedServer(app, settings.host, settings.port)
+    server = EmbeddedServer(app, settings.host, settings.port, port_variable="SANDBOX_PORT")
     return Sandbox(app, engine, dispatcher, server)
 
 
@@ -84,6 +86,7 @@ async def run(
 ) -> None:
     """Serve until `stop` is set."""
     sandbox = sandbox or build(settings)
+    sandbox.server.bind()
     uvicorn_log = logging.getLogger("uvicorn.error")
     if not any(isinstance(known, _QuietDrops) for known in uvicorn_log.filters):
         uvicorn_log.addFilter(_QuietDrops())

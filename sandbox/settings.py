@@ -21,6 +21,7 @@ import msgspec
 
 from runtime import defaults
 from runtime.env import SettingsError, env_float, env_int, env_list, env_str
+from runtime.usage import shown_default
 from sandbox.config import ConfigError, RuntimeConfig, merge_patch, parse_config
 
 PLANS: Final[dict[str, tuple[int, int]]] = {
@@ -199,3 +200,45 @@ _DOCUMENTS: Final = {
     "SANDBOX_TEMPLATES": "templates",
     "SANDBOX_FAULTS": "faults",
 }
+
+
+# For `--help` only: where each variable lands in the config document, so that its
+# default can be read off the config built from an empty environment.
+_HELP_PATHS: Final = {
+    **_STRINGS,
+    **_NUMBERS,
+    **_INTEGERS,
+    **_DOCUMENTS,
+    "KIRIM_API_KEY": "api_key",
+    "SANDBOX_EXPIRED_API_KEYS": "expired_api_keys",
+    "KIRIM_WEBHOOK_SECRETS": "webhooks.secrets",
+    "SANDBOX_WEBHOOK_URL": "webhooks.url",
+    "SANDBOX_PLAN": "rate_limits.plan",
+    "SANDBOX_QUOTA_WINDOW_SECONDS": "quota.window_seconds",
+    "QUOTA_WINDOW_SECONDS": "quota.window_seconds",
+    "SANDBOX_WEBHOOK_SCHEDULE": "webhooks.schedule_seconds",
+    "SANDBOX_OUTCOME_MIX": "outcomes.mix",
+    "SANDBOX_FORCED_OUTCOMES": "outcomes.forced",
+    "SANDBOX_DELAYS": "outcomes.delays",
+}
+_HELP_WIDTH: Final = 60
+
+
+def help_defaults(settings: SandboxSettings) -> dict[str, str]:
+    """The defaults `--help` shows for variables that override the config document."""
+    document: Any = msgspec.to_builtins(settings.config)
+    shown = {"SANDBOX_CONFIG": "unset: the built-in configuration"}
+    for name, path in _HELP_PATHS.items():
+        value = document
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            text = ",".join(shown_default(item) for item in value)
+        elif isinstance(value, str | int | float | bool):
+            text = shown_default(value)
+        else:
+            text = msgspec.json.encode(value).decode()
+        shown[name] = text if len(text) <= _HELP_WIDTH else text[: _HELP_WIDTH - 3] + "..."
+    return shown

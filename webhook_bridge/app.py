@@ -8,7 +8,8 @@ Answers (each one final or retried by Kirim, see docs/webhooks.md):
 - 401: signature missing, malformed, stale, future-dated or not ours;
 - 404 / 405: another path, or not POST;
 - 413: body over `max_body_bytes` (checked before the signature: nothing is hashed);
-- 503: the event could not be stored (Kafka down, slow or our queue full): Kirim retries.
+- 503: the event could not be stored (not connected to Kafka yet, Kafka down, slow or
+  our queue full): Kirim retries.
 
 Status events go to the topic unchanged: value = the raw body bytes, key =
 `kirim.message_id` (else the first status's wamid, else `X-Kirim-Event-Id`),
@@ -60,6 +61,7 @@ _JSON_SYNTAX: Final = msgspec.json.Decoder(msgspec.Raw)
 _encoder: Final = msgspec.json.Encoder()
 
 Clock = Callable[[], float]
+Accepting = Callable[[], bool]
 
 
 def _message_key(webhook: StatusWebhook) -> str | None:
@@ -86,9 +88,16 @@ async def _answer(send: Send, status: int, outcome: metrics.Outcome, **fields: s
 
 
 def bridge_app(
-    settings: BridgeSettings, producer: StatusProducer, clock: Clock = time.time
+    settings: BridgeSettings,
+    producer: StatusProducer,
+    clock: Clock = time.time,
+    *,
+    accepting: Accepting = lambda: True,
 ) -> ASGIApp:
-    """The ASGI app for `settings.path`; `clock` returns Unix seconds (tests may pin it)."""
+    """The ASGI app for `settings.path`; `clock` returns Unix seconds (tests may pin it).
+
+    While `accepting()` is false (the service is starting) an event that would be
+    stored is answered 503 `not_ready`; every other answer is the same as when ready."""
     secrets = tuple(secret.encode("utf-8") for secret in settings.secrets)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -150,6 +159,9 @@ def bridge_app(
         if key is None and b"x-kirim-event-id" in headers:
             key = headers[b"x-kirim-event-id"].decode("latin-1")
 
+        if not accepting():
+            await _answer(send, 503, "unavailable", reason="not_ready")
+            return
         record_headers = [(FORWARDED_HEADERS[name], value) for name, value in headers.items()]
         record_headers.append((RECEIVED_AT_HEADER, str(int(clock() * 1000)).encode()))
         try:

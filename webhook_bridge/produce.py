@@ -4,9 +4,10 @@ Contract of `StatusProducer.publish`: it returns only after the broker
 acknowledged the record (all in-sync replicas have it), and raises
 `Unavailable` otherwise: when more than `max_in_flight` produces are already
 waiting (`overloaded`), when the acknowledgement does not come within
-`produce_timeout_seconds` (`timeout`), or when the client reports an error
-(`kafka_error`). After a `timeout` the record may still reach the topic later;
-the sender then retries and the fold's idempotence absorbs the duplicate.
+`produce_timeout_seconds` (`timeout`), when the client reports an error
+(`kafka_error`), or before `start()` has connected (`not_ready`). After a
+`timeout` the record may still reach the topic later; the sender then retries
+and the fold's idempotence absorbs the duplicate.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from webhook_bridge.settings import BridgeSettings
 
 log = get_logger(__name__)
 
-Cause = Literal["overloaded", "timeout", "kafka_error"]
+# `not_ready`: not connected yet (the service is starting); nothing was sent.
+Cause = Literal["not_ready", "overloaded", "timeout", "kafka_error"]
 Headers = Sequence[tuple[str, bytes]]
 
 # Long enough to ride out a broker restart inside aiokafka's own retries; the HTTP
@@ -77,26 +79,38 @@ class StatusProducer:
     """Wraps one `AIOKafkaProducer` for the status topic; see the module docstring."""
 
     def __init__(self, settings: BridgeSettings) -> None:
+        self._settings = settings
         self._topic = settings.topic
         self._timeout = settings.produce_timeout_seconds
         self._max_in_flight = settings.max_in_flight
         self._in_flight = 0
         self.health = KafkaHealth()
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=settings.linger_ms,
-            request_timeout_ms=_REQUEST_TIMEOUT_MS,
-            max_request_size=max(1_048_576, settings.max_body_bytes * 2),
-        )
+        # Created by `start()`: an AIOKafkaProducer that is built but never stopped
+        # is reported as unclosed, so none exists before the service needs one.
+        self._producer: AIOKafkaProducer | None = None
+        self._connected = False
+
+    def _client(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            settings = self._settings
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=settings.bootstrap_servers,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=settings.linger_ms,
+                request_timeout_ms=_REQUEST_TIMEOUT_MS,
+                max_request_size=max(1_048_576, settings.max_body_bytes * 2),
+            )
+        return self._producer
 
     async def start(self, stop: asyncio.Event) -> bool:
-        """Connect, retrying while the broker is unreachable; False if `stop` came first."""
+        """Connect, retrying while the broker is unreachable; False if `stop` came first
+        (then nothing is left open)."""
         delay = 0.2
+        producer = self._client()
         while not stop.is_set():
             try:
-                await self._producer.start()
+                await producer.start()
             except KafkaError as error:
                 self.health.record(False, f"cannot connect: {type(error).__name__}")
                 log.warning("kafka_connect_retry", error=type(error).__name__, delay=delay)
@@ -104,13 +118,16 @@ class StatusProducer:
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, _START_BACKOFF_MAX_SECONDS)
             else:
+                self._connected = True
                 self.health.record(True, "connected")
                 return True
+        await producer.stop()
         return False
 
     async def stop(self) -> None:
         """Flush what is buffered (waiting for acknowledgements), then close."""
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     @property
     def in_flight(self) -> int:
@@ -118,6 +135,9 @@ class StatusProducer:
 
     async def publish(self, key: bytes | None, value: bytes, headers: Headers) -> None:
         """Produce one record and wait for the broker's acknowledgement, or raise `Unavailable`."""
+        producer = self._producer
+        if producer is None or not self._connected:
+            raise Unavailable("not_ready")
         if self._in_flight >= self._max_in_flight:
             metrics.PRODUCE_FAILURES.labels("overloaded").inc()
             raise Unavailable("overloaded")
@@ -126,9 +146,7 @@ class StatusProducer:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
-                future = await self._producer.send(
-                    self._topic, value, key=key, headers=list(headers)
-                )
+                future = await producer.send(self._topic, value, key=key, headers=list(headers))
                 future.add_done_callback(_consume_outcome)
                 # Shielded: a timeout here must not cancel aiokafka's own future.
                 await asyncio.shield(future)
@@ -148,10 +166,11 @@ class StatusProducer:
 
     async def probe(self, stop: asyncio.Event) -> None:
         """Refresh the health signal with a metadata request every few seconds until `stop`."""
+        client = self._client().client
         while not stop.is_set():
             try:
                 async with asyncio.timeout(_PROBE_INTERVAL_SECONDS * 2):
-                    updated = await self._producer.client.force_metadata_update()
+                    updated = await client.force_metadata_update()
             except TimeoutError:
                 updated = False
             if updated:

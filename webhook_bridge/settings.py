@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from runtime import defaults
-from runtime.env import SettingsError, env_float, env_int, env_list, env_str
+from runtime.env import SettingsError, env_float, env_int, env_list, env_port, env_str
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -50,7 +50,7 @@ class BridgeSettings:
             ),
             secrets=env_list(env, "KIRIM_WEBHOOK_SECRETS", defaults.KIRIM_WEBHOOK_SECRETS),
             host=env_str(env, "WEBHOOK_BRIDGE_HOST", defaults.BIND_HOST),
-            port=env_int(env, "WEBHOOK_BRIDGE_PORT", defaults.WEBHOOK_BRIDGE_PORT, minimum=0),
+            port=env_port(env, "WEBHOOK_BRIDGE_PORT", defaults.WEBHOOK_BRIDGE_PORT),
             path=env_str(env, "WEBHOOK_PATH", defaults.WEBHOOK_PATH),
             topic=env_str(env, "STATUS_TOPIC", defaults.STATUS_TOPIC),
             topic_partitions=env_int(env, "STATUS_TOPIC_PARTITIONS", 3, minimum=1),

@@ -84,7 +84,7 @@ async def spawn(name: str, env: Mapping[str, str], log_dir: Path, port: int) -> 
 
 
 async def wait_healthy(child: Child, deadline: float) -> None:
-    url = f"http://127.0.0.1:{child.port}/healthz"
+    url = f"http://127.0.0.1:{child.port}/readyz"
     async with httpx.AsyncClient(timeout=2.0) as http:
         while True:
             if not child.running:

@@ -115,6 +115,9 @@ def service_environment(
             # The sandbox reads the same variable: both sides agree on the window.
             "QUOTA_WINDOW_SECONDS": str(options.window_seconds),
             "QUOTA_MARGIN_SECONDS": "2",
+            # A failed message waits this long for a late multi-device delivery before it
+            # is sent again: seconds here, as the demo compresses time.
+            "DISPATCH_FAILURE_RECHECK_SECONDS": "3",
             "SANDBOX_CONFIG": msgspec.json.encode(sandbox_config(options)).decode(),
             "SANDBOX_WEBHOOK_URL": (
                 f"http://127.0.0.1:{ports['webhook_bridge']}{defaults.WEBHOOK_PATH}"

@@ -59,6 +59,17 @@ WORKER_CRASHES = Counter(
     "Sender workers or dispatcher loops that failed unexpectedly and were restarted, by part.",
     ["part"],
 )
+DELIVERED_AFTER_FAILURE = Counter(
+    "broadcast_dispatch_delivered_after_failure_total",
+    "Messages reported failed that the API, asked after the grace period, called delivered "
+    "(multi-device): not sent again.",
+)
+IN_DOUBT_SETTLED = Counter(
+    "broadcast_dispatch_in_doubt_settled_total",
+    "Sends whose answer was lost and whose key expired, by outcome: adopted (matched to the "
+    "message they became) or unknown (left to an operator as outcome_unknown).",
+    ["outcome"],
+)
 SEND_SECONDS = Histogram(
     "broadcast_dispatch_send_seconds",
     "Latency of one send request.",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from consumer.dispatch.policy import API_ANOMALY, Accepted, Decision, Defer, GiveUp, Retry, Stop
+from consumer.dispatch.settle import settle_before
 from consumer.dispatch.store import DueRow, RowResult
 from consumer.kirim.answers import printable
 
@@ -60,6 +61,15 @@ def row_result(
     raise AssertionError(f"unhandled decision {decision!r}")
 
 
+def within_key_window(result: RowResult, ttl_seconds: float) -> RowResult:
+    """A send that may have landed is repeated while the API still replays its key: a
+    long backoff or deferral is cut short at nine tenths of the key's lifetime."""
+    latest = settle_before(result.uncertain_since, ttl_seconds, ttl_seconds / 10)
+    if latest is None or result.next_attempt_at is None or result.next_attempt_at <= latest:
+        return result
+    return replace(result, next_attempt_at=max(latest, result.attempted_at or latest))
+
+
 def anomalous(result: RowResult, kind: str, detail: str) -> RowResult:
     """`result` turned into a failure of its recipient alone, with the anomaly named."""
     return replace(
@@ -73,29 +83,44 @@ def anomalous(result: RowResult, kind: str, detail: str) -> RowResult:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class IdConflict:
+    """A result whose message id another recipient (`holder`) already holds."""
+
+    original: RowResult
+    failed: RowResult
+    message_id: str
+    holder: tuple[uuid.UUID, str]
+
+    def newcomer_is_rightful(self, api_recipient: str | None) -> bool:
+        """Whether the API, asked whose message it is, names the newcomer's phone."""
+        return api_recipient is not None and api_recipient == self.original.phone != self.holder[1]
+
+
 def without_duplicate_ids(
     results: Sequence[RowResult], holders: Mapping[str, tuple[uuid.UUID, str]]
-) -> tuple[list[RowResult], list[RowResult]]:
-    """(results to write, the ones rewritten). A message id the API already gave another
-    recipient (in the ledger, `holders`, or earlier in this batch) cannot be that
-    recipient's too: which of the two is right is unknowable, so the first stays and
-    the later one fails as an anomaly. It was accepted, so it is not sent again."""
+) -> tuple[list[RowResult], list[IdConflict]]:
+    """(results to write, the conflicts). A message id the API already gave another
+    recipient (in the ledger, `holders`, or earlier in this batch) cannot be this
+    recipient's too: the first stays, the later one fails as an anomaly (it was
+    accepted, so it is not sent again), and the caller may ask the API which of the
+    two the message is really to (`IdConflict.newcomer_is_rightful`)."""
     seen = dict(holders)
     kept: list[RowResult] = []
-    rewritten: list[RowResult] = []
+    conflicts: list[IdConflict] = []
     for result in results:
         owner = seen.get(result.message_id) if result.message_id else None
-        if owner is not None and owner != (result.campaign_id, result.phone):
+        if result.message_id and owner is not None and owner != (result.campaign_id, result.phone):
             bad = anomalous(
                 result,
                 DUPLICATE_ID,
                 f"the API answered {result.message_id}, already recorded for another "
                 f"recipient (campaign {owner[0]})",
             )
-            rewritten.append(bad)
+            conflicts.append(IdConflict(result, bad, result.message_id, owner))
             kept.append(bad)
             continue
         if result.message_id:
             seen[result.message_id] = (result.campaign_id, result.phone)
         kept.append(result)
-    return kept, rewritten
+    return kept, conflicts

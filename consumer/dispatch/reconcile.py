@@ -6,16 +6,24 @@ carries out the policy: give up (and suppress), send again under a new key
 generation (retry, quota deferral), or stop the campaign or sender with the
 recipient kept pending. Each action moves the row out of `queued`, so running it
 twice, or on several instances, changes nothing more.
+
+Before a re-send, the failure must be `failure_recheck_seconds` old and the API,
+asked for the message's current status, must still call it failed: a `delivered`
+that follows a `failed` (multi-device) means the recipient has it (consumer.
+dispatch.settle).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 from consumer.dispatch import metrics
 from consumer.dispatch.context import DispatchContext
+from consumer.dispatch.lookup import message_state
 from consumer.dispatch.policy import (
+    Decision,
     Defer,
     GiveUp,
     Retry,
@@ -24,7 +32,9 @@ from consumer.dispatch.policy import (
     async_code_of,
     classify_async_failure,
 )
+from consumer.dispatch.settle import Recheck, after_recheck, recheck_due
 from consumer.dispatch.store import AsyncFailure
+from consumer.kirim.client import KirimTransportError
 from runtime.db import TRANSIENT_ERRORS
 from runtime.events import wait_any
 from runtime.logs import get_logger
@@ -32,6 +42,7 @@ from runtime.logs import get_logger
 log = get_logger(__name__)
 
 _BATCH = 1000
+_RECHECKS_IN_FLIGHT = 10
 
 
 def predates_resume(scope: Scope, failure: AsyncFailure) -> bool:
@@ -49,7 +60,7 @@ class FailureReconciler:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                while await self.reconcile_once() == _BATCH:
+                while await self.reconcile_once() > 0 and not stop.is_set():
                     pass
             except TRANSIENT_ERRORS as error:
                 log.warning("reconcile_retry", error=repr(error))
@@ -57,6 +68,8 @@ class FailureReconciler:
             await wait_any(stop, self.wake, within=self.ctx.settings.reconcile_interval_seconds)
 
     async def reconcile_once(self) -> int:
+        """Act on one batch of failures; returns how many were acted on (a full batch
+        of failures still in their grace period returns 0, so the caller sleeps)."""
         ctx = self.ctx
         failures = await ctx.store.async_failures(_BATCH)
         if not failures:
@@ -66,14 +79,25 @@ class FailureReconciler:
         give_up: list[tuple[AsyncFailure, str]] = []
         suppress: list[tuple[str, str]] = []
         stopped: set[tuple[Scope, uuid.UUID, str]] = set()
-        for failure in failures:
-            decision = classify_async_failure(
-                failure.error_code,
-                failure.provider_code,
-                failure.generation,
-                ctx.settings.retry,
-                ctx.rng,
+        decisions = [
+            classify_async_failure(
+                f.error_code, f.provider_code, f.generation, ctx.settings.retry, ctx.rng
             )
+            for f in failures
+        ]
+        rechecks = await self._rechecks(failures, decisions, now)
+        delivered = [
+            f.message_id for f, r in zip(failures, rechecks, strict=True) if r is Recheck.DELIVERED
+        ]
+        if delivered:
+            await ctx.store.delivered_after_failure(delivered)
+            metrics.DELIVERED_AFTER_FAILURE.inc(len(delivered))
+            log.info("delivered_after_failure", messages=len(delivered))
+        acted = len(delivered)
+        for failure, decision, recheck in zip(failures, decisions, rechecks, strict=True):
+            if recheck is not Recheck.RESEND:
+                continue
+            acted += 1
             code = async_code_of(failure.error_code, failure.provider_code)
             match decision:
                 case GiveUp(code=final, suppress=also_suppress):
@@ -111,7 +135,33 @@ class FailureReconciler:
         if resend:
             await ctx.store.resend_after_failure(resend)
             ctx.work_arrived.set()
-        return len(failures)
+        return acted
+
+    async def _rechecks(
+        self, failures: Sequence[AsyncFailure], decisions: Sequence[Decision], now: float
+    ) -> list[Recheck]:
+        """For each failure: act now (RESEND), not yet (WAIT), or never (DELIVERED)."""
+        grace = self.ctx.settings.failure_recheck_seconds
+        slots = asyncio.Semaphore(_RECHECKS_IN_FLIGHT)
+
+        async def recheck(failure: AsyncFailure, decision: Decision) -> Recheck:
+            if grace <= 0 or not isinstance(decision, Retry | Defer):
+                return Recheck.RESEND  # nothing goes out again, or checking is off
+            if not recheck_due(failure.failed_at, now, grace):
+                return Recheck.WAIT
+            async with slots:
+                try:
+                    state = await message_state(
+                        self.ctx, failure.phone_number_id, failure.message_id
+                    )
+                except KirimTransportError as error:
+                    log.warning("failure_recheck_retry", error=str(error))
+                    return Recheck.WAIT
+            return after_recheck(state.status if state else None)
+
+        return list(
+            await asyncio.gather(*(recheck(f, d) for f, d in zip(failures, decisions, strict=True)))
+        )
 
     async def _stop(self, scope: Scope, code: str, failure: AsyncFailure) -> None:
         store = self.ctx.store

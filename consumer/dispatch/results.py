@@ -13,24 +13,42 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import asyncpg
 
 from consumer.dispatch import metrics
-from consumer.dispatch.outcome import DUPLICATE_ID, LEDGER_REFUSED, anomalous, without_duplicate_ids
+from consumer.dispatch.outcome import (
+    DUPLICATE_ID,
+    LEDGER_REFUSED,
+    IdConflict,
+    anomalous,
+    without_duplicate_ids,
+)
 from consumer.dispatch.store import DispatchStore, RowResult
+from consumer.kirim.answers import printable
 from runtime.db import TRANSIENT_ERRORS, retrying
 from runtime.logs import get_logger, mask_phone
 
 log = get_logger(__name__)
 
 
+# message id -> the recipient (E.164) the API says it is to, None when it cannot say.
+RecipientOf = Callable[[str], Awaitable[str | None]]
+
+
 class ResultWriter:
     def __init__(
-        self, store: DispatchStore, token: uuid.UUID, flush_seconds: float, max_batch: int = 1000
+        self,
+        store: DispatchStore,
+        token: uuid.UUID,
+        flush_seconds: float,
+        max_batch: int = 1000,
+        recipient_of: RecipientOf | None = None,
     ) -> None:
         self._store = store
+        self._recipient_of = recipient_of
         self._token = token
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
@@ -57,7 +75,7 @@ class ResultWriter:
 
     async def _write(self, batch: Sequence[RowResult]) -> None:
         try:
-            rewritten = await retrying(
+            conflicts = await retrying(
                 self._store.record_results, batch, self._token, without_duplicate_ids
             )
         except asyncpg.PostgresError as error:
@@ -70,8 +88,33 @@ class ResultWriter:
             await self._write(batch[:middle])
             await self._write(batch[middle:])
             return
-        for result in rewritten:
-            _report(result, DUPLICATE_ID)
+        for conflict in conflicts:
+            await self._settle_conflict(conflict)
+
+    async def _settle_conflict(self, conflict: IdConflict) -> None:
+        """Two recipients answered with one message id: the API, asked whose it is, may
+        say it is the newcomer's, which then takes it from the earlier holder."""
+        loser = conflict.failed
+        recipient = await self._recipient_of(conflict.message_id) if self._recipient_of else None
+        if conflict.newcomer_is_rightful(recipient):
+            detail = printable(
+                f"{DUPLICATE_ID}: the API answered {conflict.message_id}, which it says is "
+                "another recipient's"
+            )
+            if await retrying(
+                self._store.reassign_message,
+                conflict.message_id,
+                conflict.holder,
+                conflict.original,
+                detail,
+            ):
+                loser = replace(
+                    conflict.original,
+                    campaign_id=conflict.holder[0],
+                    phone=conflict.holder[1],
+                    error_message=detail,
+                )
+        _report(loser, DUPLICATE_ID)
 
     async def _refused(self, result: RowResult, error: asyncpg.PostgresError) -> None:
         detail = f"the ledger refused the result (SQLSTATE {error.sqlstate}: {error})"

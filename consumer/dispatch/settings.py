@@ -61,6 +61,9 @@ class DispatchSettings:
     # owner's numbers are taken over within a few seconds (its locks go at once).
     instance_timeout_seconds: float = 3.0
     reconcile_interval_seconds: float = 2.0
+    # A failed message is sent again only this long after its failure and once the API
+    # confirms it is still failed (a late multi-device delivered). 0: at once, unchecked.
+    failure_recheck_seconds: float = 30.0
     accounts_refresh_seconds: float = 60.0
     drain_seconds: float = 10.0
     # Only these sender numbers (an instance dedicated to some numbers); empty: all.
@@ -109,6 +112,9 @@ class DispatchSettings:
             ),
             reconcile_interval_seconds=env_float(
                 env, "DISPATCH_RECONCILE_INTERVAL_SECONDS", 2.0, minimum=0.05
+            ),
+            failure_recheck_seconds=env_float(
+                env, "DISPATCH_FAILURE_RECHECK_SECONDS", 30.0, minimum=0.0
             ),
             drain_seconds=env_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0),
             only_senders=frozenset(

@@ -7,11 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot
+from consumer.dispatch.settle import Sighting
 from runtime.sqlfiles import load_queries
 
 Q = load_queries(Path(__file__).with_name("sql") / "queries.sql")
@@ -79,10 +80,11 @@ class RowResult:
     uncertain_since: float | None = None
 
 
-# (results, {message id: (campaign, phone) holding it}) -> (to write, rewritten)
+_T = TypeVar("_T")
+# (results, {message id: (campaign, phone) holding it}) -> (to write, conflicts)
 ResolveIds = Callable[
     [Sequence[RowResult], Mapping[str, tuple[uuid.UUID, str]]],
-    tuple[list[RowResult], list[RowResult]],
+    tuple[list[RowResult], list[_T]],
 ]
 
 
@@ -96,6 +98,7 @@ class AsyncFailure:
     error_code: str | None
     provider_code: int | None
     error_message: str | None
+    failed_at: float | None = None
     queued_at: float | None = None
     campaign_changed_at: float | None = None
     sender_changed_at: float | None = None
@@ -210,11 +213,11 @@ class DispatchStore:
         )
 
     async def record_results(
-        self, results: Sequence[RowResult], token: uuid.UUID, resolve: ResolveIds
-    ) -> list[RowResult]:
+        self, results: Sequence[RowResult], token: uuid.UUID, resolve: ResolveIds[_T]
+    ) -> list[_T]:
         """Write a batch of send results in one transaction. `resolve(results, holders)`
         is the pure rule for message ids that other recipients already hold; returns
-        the results it rewrote."""
+        the conflicts it found."""
         for attempt in range(3):
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
@@ -229,6 +232,34 @@ class DispatchStore:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    async def reassign_message(
+        self, message_id: str, holder: tuple[uuid.UUID, str], rightful: RowResult, detail: str
+    ) -> bool:
+        """Move `message_id` from `holder` (then failed as an anomaly) to the recipient the
+        API says it is to; False (and nothing changed) when either row has moved on."""
+        async with self._pool.acquire() as connection:
+            transaction = connection.transaction()
+            await transaction.start()
+            try:
+                taken = await connection.fetchval(
+                    Q["take_message_from_holder"], holder[0], holder[1], message_id, detail
+                )
+                given = taken and await connection.fetchval(
+                    Q["give_message_to_rightful"],
+                    rightful.campaign_id,
+                    rightful.phone,
+                    message_id,
+                    at(rightful.attempted_at) if rightful.attempted_at else None,
+                )
+            except BaseException:
+                await transaction.rollback()
+                raise
+            if given:
+                await transaction.commit()
+            else:
+                await transaction.rollback()
+            return bool(given)
 
     async def release_rows(self, rows: Sequence[DueRow], token: uuid.UUID) -> None:
         await self._pool.execute(
@@ -251,6 +282,7 @@ class DispatchStore:
                 error_code=r["error_code"],
                 provider_code=r["provider_code"],
                 error_message=r["error_message"],
+                failed_at=seconds_of(r["failed_at"]),
                 queued_at=seconds_of(r["queued_at"]),
                 campaign_changed_at=seconds_of(r["campaign_changed_at"]),
                 sender_changed_at=seconds_of(r["sender_changed_at"]),
@@ -271,6 +303,32 @@ class DispatchStore:
             [reason for _, _, reason in failures],
             [f.error_code for f, _, _ in failures],
             [f.error_message for f, _, _ in failures],
+        )
+
+    async def delivered_after_failure(self, message_ids: Sequence[str]) -> None:
+        await self._pool.execute(Q["delivered_after_failure"], list(message_ids))
+
+    async def unknown_sightings(
+        self, phone_number_id: str, recipient_ids: Sequence[str]
+    ) -> list[Sighting]:
+        rows = await self._pool.fetch(Q["unknown_sightings"], phone_number_id, list(recipient_ids))
+        return [
+            Sighting(
+                phone_number_id=r["phone_number_id"],
+                recipient_id=r["recipient_id"],
+                message_id=r["message_id"],
+                first_seen_at=seconds_of(r["first_seen_at"]) or 0.0,
+            )
+            for r in rows
+        ]
+
+    async def adopt_messages(self, found: Sequence[tuple[uuid.UUID, str, str]]) -> None:
+        """(campaign, phone, message id): in-doubt rows matched to their message."""
+        await self._pool.execute(
+            Q["adopt_messages"],
+            [campaign for campaign, _, _ in found],
+            [phone for _, phone, _ in found],
+            [message_id for _, _, message_id in found],
         )
 
     async def fail_after_failure(self, failures: Sequence[tuple[AsyncFailure, str]]) -> None:

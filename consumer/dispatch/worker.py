@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from consumer.dispatch import metrics
 from consumer.dispatch.context import DispatchContext
-from consumer.dispatch.outcome import row_result
+from consumer.dispatch.lookup import message_state
+from consumer.dispatch.outcome import row_result, within_key_window
 from consumer.dispatch.policy import (
     DISPATCH_ERROR,
     Accepted,
@@ -36,6 +37,7 @@ from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot, plan_quota, window
 from consumer.dispatch.request import idempotency_key, template_body
 from consumer.dispatch.results import ResultWriter
 from consumer.dispatch.schedule import interleave
+from consumer.dispatch.settle import InDoubt, candidates, recipient_id
 from consumer.dispatch.store import Budget, Campaign, DueRow
 from consumer.dispatch.tiers import concurrency_for
 from consumer.kirim.answers import printable
@@ -65,11 +67,20 @@ class SenderWorker:
         self.token = uuid.uuid4()
         # Set to make this worker finish its in-flight sends and return.
         self.halt = asyncio.Event()
-        self._writer = ResultWriter(ctx.store, self.token, ctx.settings.flush_seconds)
+        self._writer = ResultWriter(
+            ctx.store, self.token, ctx.settings.flush_seconds, recipient_of=self._recipient_of
+        )
         self._sender_stopped = False
         self._in_flight: set[asyncio.Task[None]] = set()
         # Shared by consecutive rounds, so the next claim overlaps the last sends.
         self._slots = asyncio.Semaphore(self._limits()[1])
+
+    async def _recipient_of(self, message_id: str) -> str | None:
+        try:
+            state = await message_state(self.ctx, self.phone_number_id, message_id)
+        except KirimTransportError:
+            return None
+        return state.to if state else None
 
     def _halted(self) -> bool:
         return self.halt.is_set() or self._sender_stopped or self.ctx.organisation_stopped.is_set()
@@ -171,7 +182,7 @@ class SenderWorker:
         rows = self._fair_order(rows, due)
         fresh, expired = self._split_expired(rows, now)
         if expired:
-            await ctx.store.fail_unknown_outcome(expired)
+            await self._settle_in_doubt(expired)
         if not fresh:
             return True
         budget = Budget(
@@ -217,6 +228,36 @@ class SenderWorker:
             return rows, []
         gone = {(r.campaign_id, r.phone) for r in expired}
         return [r for r in rows if (r.campaign_id, r.phone) not in gone], expired
+
+    async def _settle_in_doubt(self, rows: list[DueRow]) -> None:
+        """Rows whose send may have landed and whose key has expired: adopt the message
+        each became where webhooks and the API show it unambiguously (settle.py), and
+        leave the rest to an operator as outcome_unknown."""
+        ctx = self.ctx
+        in_doubt = [
+            InDoubt(r.campaign_id, r.phone, self.phone_number_id, r.uncertain_since or 0.0)
+            for r in rows
+        ]
+        sightings = await ctx.store.unknown_sightings(
+            self.phone_number_id, sorted({recipient_id(r.phone) for r in rows})
+        )
+        adopted: list[tuple[uuid.UUID, str, str]] = []
+        for (campaign_id, phone), message_id in candidates(in_doubt, sightings).items():
+            try:
+                state = await message_state(ctx, self.phone_number_id, message_id)
+            except KirimTransportError:
+                continue  # unconfirmed: it is left to an operator with the rest
+            if state is not None and state.to in (None, phone):
+                adopted.append((campaign_id, phone, message_id))
+        if adopted:
+            await ctx.store.adopt_messages(adopted)
+            metrics.IN_DOUBT_SETTLED.labels("adopted").inc(len(adopted))
+        done = {(campaign_id, phone) for campaign_id, phone, _ in adopted}
+        unknown = [r for r in rows if (r.campaign_id, r.phone) not in done]
+        if unknown:
+            await ctx.store.fail_unknown_outcome(unknown)
+            metrics.IN_DOUBT_SETTLED.labels("unknown").inc(len(unknown))
+        log.info("in_doubt_settled", adopted=len(adopted), unknown=len(unknown))
 
     async def _idle(self, campaigns: list[Campaign], now: float) -> bool:
         ids = [c.campaign_id for c in campaigns]
@@ -289,7 +330,8 @@ class SenderWorker:
             gauge.dec()
         now = ctx.clock()
         metrics.SEND_SECONDS.observe(now - started)
-        self._writer.add(row_result(row, decision, now, claimed_at, message))
+        result = row_result(row, decision, now, claimed_at, message)
+        self._writer.add(within_key_window(result, ctx.settings.idempotency_ttl_seconds))
         self._count(decision)
         if isinstance(decision, Stop):
             await self._stop(decision, row.campaign_id)

@@ -44,6 +44,8 @@ class MessageState:
     status: str | None
     error_code: str | None
     provider_code: int | None
+    # The recipient, when the API says (E.164).
+    to: str | None = None
 
 
 class _MessageError(msgspec.Struct):
@@ -53,6 +55,7 @@ class _MessageError(msgspec.Struct):
 
 class _MessageData(msgspec.Struct):
     status: str | None = None
+    to: str | None = None
     error: _MessageError | None = None
 
 
@@ -173,6 +176,7 @@ class KirimClient:
             status=data.status,
             error_code=error.code if error else None,
             provider_code=error.provider_code if error else None,
+            to=data.to,
         )
 
     async def accounts(self) -> list[Account]:

@@ -32,7 +32,7 @@ class RunningBridge:
 
 @contextlib.asynccontextmanager
 async def running_bridge(settings: BridgeSettings) -> AsyncIterator[RunningBridge]:
-    """Run `webhook_bridge.service.run` until the block ends; wait until /healthz says ok."""
+    """Run `webhook_bridge.service.run` until the block ends; wait until /readyz says ok."""
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, stop))
     bridge = RunningBridge(settings)
@@ -43,7 +43,7 @@ async def running_bridge(settings: BridgeSettings) -> AsyncIterator[RunningBridg
                     await task
                     raise RuntimeError("the bridge stopped before it served")
                 try:
-                    async with session.get(bridge.base_url + "/healthz") as response:
+                    async with session.get(bridge.base_url + "/readyz") as response:
                         if response.status == 200:
                             break
                 except aiohttp.ClientConnectionError:

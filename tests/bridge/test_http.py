@@ -235,8 +235,11 @@ async def test_paths_methods_health_and_metrics(
     assert await post(http, bridge.base_url + "/elsewhere", body, signed_headers(body)) == 404
     async with http.get(bridge.base_url + "/healthz") as response:
         assert response.status == 200
+    async with http.get(bridge.base_url + "/readyz") as response:
+        assert response.status == 200
         report = json.loads(await response.read())
         assert report["checks"]["kafka"]["ok"] is True
+        assert report["checks"]["startup"]["ok"] is True
     assert await post(http, bridge.url, body, signed_headers(body)) == 200
     async with http.get(bridge.base_url + "/metrics") as response:
         text = (await response.read()).decode()

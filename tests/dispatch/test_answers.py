@@ -23,8 +23,10 @@ from consumer.kirim.answers import (
 HEADERS = {"Content-Type": "application/json", "X-RateLimit-Limit": "600"}
 
 
-def read(status: int, body: bytes, *, truncated: bool = False, **headers: str) -> SendAnswer:
-    merged = {**HEADERS, **headers}
+def read(
+    status: int, body: bytes, *, truncated: bool = False, headers: dict[str, str] | None = None
+) -> SendAnswer:
+    merged = {**HEADERS, **(headers or {})}
     return read_send_answer(status, body, truncated, merged.get)
 
 
@@ -80,7 +82,7 @@ def test_every_shape_of_answer_is_read(
 
 
 def test_headers_that_are_not_numbers_are_ignored() -> None:
-    answer = read(429, b"{}", **{"Retry-After": "soon", "X-RateLimit-Remaining": "nan"})
+    answer = read(429, b"{}", headers={"Retry-After": "soon", "X-RateLimit-Remaining": "nan"})
     assert answer.retry_after is None
     assert answer.rate_remaining is None
     assert answer.rate_limit == 600.0

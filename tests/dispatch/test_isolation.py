@@ -44,10 +44,18 @@ def test_a_message_id_belongs_to_one_recipient(
     holders: dict[str, tuple[uuid.UUID, str]],
     failed: list[tuple[uuid.UUID, str]],
 ) -> None:
-    kept, rewritten = without_duplicate_ids(results, holders)
+    kept, conflicts = without_duplicate_ids(results, holders)
     assert len(kept) == len(results)
-    assert [(r.campaign_id, r.phone) for r in rewritten] == failed
-    for result in rewritten:
+    assert [(c.original.campaign_id, c.original.phone) for c in conflicts] == failed
+    for conflict in conflicts:
+        assert conflict.original.message_id == conflict.message_id
+        assert conflict.holder != (conflict.original.campaign_id, conflict.original.phone)
+        # One phone in two campaigns: the recipient the API names cannot tell them apart.
+        distinct = conflict.original.phone != conflict.holder[1]
+        assert conflict.newcomer_is_rightful(conflict.original.phone) is distinct
+        assert not conflict.newcomer_is_rightful(conflict.holder[1])
+        assert not conflict.newcomer_is_rightful(None)
+        result = conflict.failed
         assert (result.status, result.error_code, result.message_id) == (
             "failed",
             "api_anomaly",
@@ -138,3 +146,24 @@ async def test_a_result_the_ledger_refuses_fails_only_its_recipient(db_pool: asy
     assert refused["error_code"] == "api_anomaly"
     assert refused["error_message"].startswith("ledger_refused:")
     assert refused["claim_token"] is None
+
+
+async def test_the_api_says_whose_a_reused_id_is(db_pool: asyncpg.Pool) -> None:
+    """The API answered B's message id to A too, and A's result was written first: asked,
+    the API says the message is B's, so B takes it and A fails as the anomaly."""
+    campaign, (first, second), token = await _claimed(db_pool, 2)
+
+    async def recipient_of(message_id: str) -> str | None:
+        return second if message_id == "msg_OF_SECOND" else None
+
+    writer = ResultWriter(DispatchStore(db_pool), token, 0.01, recipient_of=recipient_of)
+    writer.add(queued(campaign, first, "msg_OF_SECOND"))
+    await writer.flush()
+    writer.add(queued(campaign, second, "msg_OF_SECOND"))
+    await writer.flush()
+    rows = {r["phone"]: r for r in await ledger(db_pool, campaign)}
+    assert (rows[second]["status"], rows[second]["message_id"]) == ("queued", "msg_OF_SECOND")
+    assert rows[second]["queued_at"] is not None
+    assert (rows[first]["status"], rows[first]["error_code"]) == ("failed", "api_anomaly")
+    assert rows[first]["message_id"] is None
+    assert "another recipient" in rows[first]["error_message"]

@@ -32,7 +32,7 @@ CASES = {
 
 
 def reconciler(pool: asyncpg.Pool) -> FailureReconciler:
-    settings = DispatchSettings()
+    settings = DispatchSettings(failure_recheck_seconds=0.0)
     ctx = DispatchContext(
         settings=settings,
         store=DispatchStore(pool),

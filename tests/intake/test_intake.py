@@ -281,6 +281,10 @@ async def test_metrics_and_health_are_served(
                     metrics := await _get(client, f"http://127.0.0.1:{port}/metrics")
                 ):
                     await asyncio.sleep(0.05)
+                # /metrics answers from the start (and the registry is the process's):
+                # the intake checks exist once /readyz says the start is done.
+                while (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code != 200:
+                    await asyncio.sleep(0.05)
             health = await client.get(f"http://127.0.0.1:{port}/healthz")
     finally:
         stop.set()

@@ -245,8 +245,8 @@ async def test_kafka_down_means_503_and_the_senders_retries_complete_the_project
             await asyncio.to_thread(kafka.kill)
             window["down"] = time.monotonic()
             await asyncio.sleep(4)
-            # /healthz reflects the broker: down now...
-            health = await client.get(bridge.base_url + "/healthz")
+            # /readyz reflects the broker: down now...
+            health = await client.get(bridge.base_url + "/readyz")
             assert health.status_code == 503
             assert health.json()["checks"]["kafka"]["ok"] is False
             window["up"] = time.monotonic()
@@ -255,7 +255,7 @@ async def test_kafka_down_means_503_and_the_senders_retries_complete_the_project
             probing.set()
             # ...and up again once it is back.
             async with asyncio.timeout(30):
-                while (await client.get(bridge.base_url + "/healthz")).status_code != 200:
+                while (await client.get(bridge.base_url + "/readyz")).status_code != 200:
                     await asyncio.sleep(0.2)
 
         probe_task = asyncio.create_task(probe())

@@ -111,6 +111,22 @@ WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
 -- Recipients that already hold one of these message ids (ledger_message_id is unique).
 SELECT message_id, campaign_id, phone FROM ledger WHERE message_id = ANY($1::text[]);
 
+-- name: take_message_from_holder
+-- The API says this message is another recipient's: the holder fails as an anomaly.
+UPDATE ledger
+SET status = 'failed', message_id = NULL, error_code = 'api_anomaly', error_message = $4,
+    updated_at = now()
+WHERE campaign_id = $1 AND phone = $2 AND message_id = $3 AND status = 'queued'
+RETURNING true;
+
+-- name: give_message_to_rightful
+UPDATE ledger
+SET status = 'queued', message_id = $3, queued_at = $4, error_code = NULL,
+    error_message = NULL, updated_at = now()
+WHERE campaign_id = $1 AND phone = $2 AND status = 'failed' AND error_code = 'api_anomaly'
+  AND message_id IS NULL
+RETURNING true;
+
 -- name: release_rows
 UPDATE ledger AS l
 SET claim_token = NULL, uncertain_since = t.uncertain_since, updated_at = now()
@@ -123,16 +139,41 @@ WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
 -- one moves its row out of 'queued', so any instance may run this, any number of times.
 -- The state-change times let a late failure of a message accepted before a resume be
 -- re-sent without stopping the campaign (campaigns.updated_at moves only with its state).
+-- A failure the API has since called delivered (failure_checked_at) is done with.
 SELECT l.campaign_id, l.phone, l.generation, l.message_id, l.queued_at, c.phone_number_id,
-       ms.error_code, ms.provider_code, ms.error_message,
+       ms.error_code, ms.provider_code, ms.error_message, ms.failed_at,
        c.updated_at AS campaign_changed_at, s.state_changed_at AS sender_changed_at
 FROM message_statuses AS ms
 JOIN ledger AS l ON l.message_id = ms.message_id
 JOIN campaigns AS c ON c.campaign_id = l.campaign_id
 LEFT JOIN senders AS s ON s.phone_number_id = c.phone_number_id
 WHERE ms.failed_at IS NOT NULL AND ms.delivered_at IS NULL AND ms.read_at IS NULL
-  AND l.status = 'queued'
+  AND l.status = 'queued' AND l.failure_checked_at IS NULL
 LIMIT $1;
+
+-- name: delivered_after_failure
+UPDATE ledger SET failure_checked_at = now(), updated_at = now()
+WHERE message_id = ANY($1::text[]) AND status = 'queued';
+
+-- name: unknown_sightings
+-- Messages of one sender to some recipients that webhooks reported and the ledger
+-- does not hold (statuses without a Kirim message id cannot be asked about).
+SELECT ms.phone_number_id, ms.recipient_id, ms.message_id,
+       LEAST(ms.sent_at, ms.delivered_at, ms.read_at, ms.failed_at) AS first_seen_at
+FROM message_statuses AS ms
+WHERE ms.phone_number_id = $1 AND ms.recipient_id = ANY($2::text[])
+  AND ms.message_id NOT LIKE 'wamid:%'
+  AND NOT EXISTS (SELECT 1 FROM ledger AS l WHERE l.message_id = ms.message_id);
+
+-- name: adopt_messages
+-- In-doubt sends matched to the message they became: accepted, as if answered.
+UPDATE ledger AS l
+SET status = 'queued', message_id = t.message_id, reason = NULL, next_attempt_at = NULL,
+    queued_at = now(), error_code = NULL, error_message = NULL,
+    uncertain_since = NULL, claim_token = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(campaign_id, phone, message_id)
+WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone AND l.status = 'pending'
+  AND NOT EXISTS (SELECT 1 FROM ledger AS o WHERE o.message_id = t.message_id);
 
 -- name: resend_after_failure
 -- A failed message's recipient goes back to pending under a new key generation.
