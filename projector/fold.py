@@ -25,7 +25,14 @@ Per column (times are Unix seconds of the events themselves):
 
 Updates that cannot be stored are refused by `admissible` (counted, not folded):
 a status outside `KNOWN_STATUSES`, or an id too long to index. Text is made
-storable by `_clean` (no NUL, no lone surrogates, bounded length).
+storable by `_clean` (no NUL, no lone surrogates, bounded length); a provider
+code beyond the integer column is dropped (the status and its error code are
+worth more than a code that is not Meta's). A value that cannot be made
+storable without lying is refused by `unstorable`, and the whole record is set
+aside with that reason (`projector.records`): an event time beyond
+`MAX_UNIX_SECONDS` (9999-12-31T23:59:59Z), which neither asyncpg nor the
+services reading `message_statuses` can represent, and which would otherwise win
+`updated_at` forever.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ WAMID_KEY_PREFIX: Final = "wamid:"
 MAX_ID_CHARS: Final = 255
 MAX_MESSAGE_CHARS: Final = 1024
 PERMANENT_RECIPIENT_ERRORS: Final = frozenset({"recipient_not_on_whatsapp", "recipient_blocked"})
+# The last second every reader of the table (Python's datetime) can represent.
+MAX_UNIX_SECONDS: Final = 253_402_300_799
 _INT4_MIN: Final = -(2**31)
 _INT4_MAX: Final = 2**31 - 1
 
@@ -94,6 +103,13 @@ def admissible(update: StatusUpdate) -> bool:
         and 0 < len(update.wamid) <= MAX_ID_CHARS
         and (update.message_id is None or len(update.message_id) <= MAX_ID_CHARS)
     )
+
+
+def unstorable(update: StatusUpdate) -> str | None:
+    """Why an admissible update cannot be stored as it is (a reason code), or None."""
+    if not 0 <= update.occurred_at <= MAX_UNIX_SECONDS:
+        return "timestamp_out_of_range"
+    return None
 
 
 def _clean(text: str | None, limit: int = MAX_ID_CHARS) -> str | None:

@@ -5,7 +5,18 @@ offsets are committed only after its database transaction committed; finished
 offsets are also committed when partitions are revoked and on a graceful stop,
 never after a crash (redelivery is the recovery, and folding is idempotent, so
 a batch folded twice leaves the same rows). Unreadable records are counted,
-logged with their position and skipped: they must not stop the line.
+logged with their position and skipped: they must not stop the line. Records
+whose values cannot be stored, or whose fold PostgreSQL refuses, are set aside
+in `status_rejects` in the batch's transaction (`projector.store`), so their
+offsets are committed too.
+
+A consumer that stops receiving while its partitions have records (aiokafka
+issue 1037) is replaced in-process: after `stall_seconds` without a record, the
+end offsets are asked for (a request of its own, so a silent fetcher cannot hide
+the lag); if records wait, the finished offsets are committed, the consumer is
+closed and a new one joins the group and resumes from the committed offsets.
+Only when no new consumer can be started for `restart_give_up_seconds` does the
+loop raise `StalledError` (the supervisor restarts the process).
 """
 
 from __future__ import annotations
@@ -19,8 +30,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from projector import metrics
-from projector.fold import admissible, fold, suppressions
-from projector.records import read_batch
+from projector.records import Reject, read_batch
 from projector.settings import ProjectorSettings
 from projector.store import StatusStore
 from runtime.logs import get_logger
@@ -30,12 +40,16 @@ log = get_logger(__name__)
 _POLL_TIMEOUT_MS = 500
 # Beyond this without returning from a poll, /healthz reports the loop as stuck.
 _POLL_HEALTH_SECONDS = 60.0
+# How long a replacement consumer may keep failing to start before the process exits.
+RESTART_GIVE_UP_SECONDS = 300.0
+_RESTART_MAX_BACKOFF_SECONDS = 10.0
+_END_OFFSETS_TIMEOUT_SECONDS = 10.0
 
 Records = Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 class StalledError(RuntimeError):
-    """The consumer has lag but received nothing for `stall_seconds`: restart it."""
+    """The consumer stalled and no replacement could be started for a long time."""
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -68,10 +82,18 @@ def make_consumer(settings: ProjectorSettings, *, group_id: str | None) -> AIOKa
 class Projector:
     """One member of the projector group; `run` until stopped (or idle, for tests)."""
 
-    def __init__(self, settings: ProjectorSettings, store: StatusStore) -> None:
+    def __init__(
+        self,
+        settings: ProjectorSettings,
+        store: StatusStore,
+        *,
+        restart_give_up_seconds: float = RESTART_GIVE_UP_SECONDS,
+    ) -> None:
         self._settings = settings
         self._store = store
+        self._restart_give_up_seconds = restart_give_up_seconds
         self._consumer = make_consumer(settings, group_id=settings.group_id)
+        self.restarts = 0
         # Offsets whose batch is in PostgreSQL but not yet committed to Kafka.
         self._finished: dict[TopicPartition, int] = {}
         self._last_progress = time.monotonic()
@@ -79,6 +101,11 @@ class Projector:
         self._last_records = time.monotonic()
         self._lag = 0
         self._closed = False
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """The current Kafka client (a new one after each restart)."""
+        return self._consumer
 
     async def start(self) -> None:
         self._consumer.subscribe([self._settings.topic], listener=_CommitOnRevoke(self))
@@ -124,10 +151,66 @@ class Projector:
             await self._update_lag()
             if self._lag == 0:
                 self._last_progress = time.monotonic()
-            elif time.monotonic() - self._last_records > self._settings.stall_seconds:
-                raise StalledError(f"lag {self._lag} and no record for a while")
+            if time.monotonic() - self._last_records > self._settings.stall_seconds:
+                if await self._behind():
+                    await self._restart_consumer()
+                # Checked again a full stall period from now, not on every empty poll.
+                self._last_records = time.monotonic()
             if until_idle and await self._caught_up():
                 return
+
+    async def _behind(self) -> bool:
+        """True when the broker holds records past our positions (asked, not cached)."""
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return False
+        try:
+            async with asyncio.timeout(_END_OFFSETS_TIMEOUT_SECONDS):
+                ends = await self._consumer.end_offsets(assigned)
+                positions = {tp: await self._consumer.position(tp) for tp in assigned}
+        except (KafkaError, IllegalStateError, TimeoutError) as error:
+            # A consumer that cannot even answer this is as stuck as a silent one.
+            log.warning("projector_end_offsets_failed", error=type(error).__name__)
+            return True
+        behind: int = sum(max(0, ends[tp] - positions[tp]) for tp in assigned if tp in ends)
+        self._lag = max(self._lag, behind)
+        return behind > 0
+
+    async def _restart_consumer(self) -> None:
+        """Replace the Kafka client; it resumes from the committed offsets."""
+        old = self._consumer
+        log.warning(
+            "projector_consumer_stalled", lag=self._lag, stall_seconds=self._settings.stall_seconds
+        )
+        await self.commit_finished()
+        try:
+            await old.stop()
+        except KafkaError as error:
+            log.warning("projector_consumer_stop_failed", error=type(error).__name__)
+        # Offsets not committed are dropped: the new member re-reads them and folds them
+        # again, which changes nothing.
+        self._finished.clear()
+        deadline = time.monotonic() + self._restart_give_up_seconds
+        delay = 0.5
+        while True:
+            consumer = make_consumer(self._settings, group_id=self._settings.group_id)
+            self._consumer = consumer
+            try:
+                await self.start()
+            except KafkaError as error:
+                await consumer.stop()
+                if time.monotonic() >= deadline:
+                    raise StalledError(
+                        f"no new consumer could start for {self._restart_give_up_seconds:.0f}s"
+                    ) from error
+                log.warning("projector_consumer_restart_failed", error=type(error).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RESTART_MAX_BACKOFF_SECONDS)
+                continue
+            break
+        self.restarts += 1
+        metrics.CONSUMER_RESTARTS.inc()
+        log.warning("projector_consumer_restarted", restarts=self.restarts)
 
     async def _project(self, records: Records) -> None:
         started = time.perf_counter()
@@ -140,16 +223,19 @@ class Projector:
                 offset=invalid.offset,
                 reason=invalid.reason,
             )
-        usable = [update for update in batch.updates if admissible(update)]
-        rows = fold(usable)
-        found = suppressions(usable)
-        await self._store.apply(list(rows.values()), list(found.values()))
+        written = await self._store.apply(batch.records, batch.rejects)
+        for reject in written.new_rejects:
+            _log_reject(reject)
+            metrics.REJECTED_RECORDS.labels(reason=reject.reason).inc()
 
-        metrics.EVENTS.labels("folded").inc(len(usable))
-        metrics.EVENTS.labels("invalid").inc(len(batch.invalid) + len(batch.updates) - len(usable))
+        rejected_updates = sum(len(r.record.updates) for r in [*batch.rejects, *written.refused])
+        folded = len(batch.updates) - sum(len(r.record.updates) for r in written.refused)
+        metrics.EVENTS.labels("folded").inc(folded)
+        metrics.EVENTS.labels("rejected").inc(rejected_updates)
+        metrics.EVENTS.labels("invalid").inc(len(batch.invalid) + batch.inadmissible)
         metrics.EVENTS.labels("ignored").inc(batch.ignored)
-        metrics.ROWS.inc(len(rows))
-        metrics.SUPPRESSIONS.inc(len(found))
+        metrics.ROWS.inc(written.rows)
+        metrics.SUPPRESSIONS.inc(written.suppressions)
         metrics.BATCHES.inc()
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
@@ -215,3 +301,16 @@ class Projector:
             if await self._consumer.position(tp) < ends[tp]:
                 return False
         return True
+
+
+def _log_reject(reject: Reject) -> None:
+    """Once per record: only rejects new to the table are logged (not on redelivery)."""
+    log.warning(
+        "record_rejected",
+        topic=reject.record.topic,
+        partition=reject.record.partition,
+        offset=reject.record.offset,
+        reason=reject.reason,
+        sqlstate=reject.sqlstate,
+        detail=reject.detail[:300],
+    )

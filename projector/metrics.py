@@ -6,14 +6,26 @@ from typing import Final, Literal
 
 from prometheus_client import Counter, Gauge, Histogram
 
-EventOutcome = Literal["folded", "invalid", "ignored"]
+EventOutcome = Literal["folded", "invalid", "ignored", "rejected"]
 
 EVENTS: Final = Counter(
     "broadcast_projector_events_total",
     "Status updates read from the topic, by outcome: folded; invalid (a record that is "
     "not a readable status body, or a status that cannot be stored); ignored (another "
-    "event type).",
+    "event type); rejected (in a record set aside in status_rejects).",
     ["outcome"],
+)
+REJECTED_RECORDS: Final = Counter(
+    "broadcast_projector_rejected_records_total",
+    "Records set aside in status_rejects, by reason (timestamp_out_of_range: a value "
+    "the fold cannot store; database_refused: PostgreSQL refused the record's fold). "
+    "Counted once per record, when first recorded.",
+    ["reason"],
+)
+CONSUMER_RESTARTS: Final = Counter(
+    "broadcast_projector_consumer_restarts_total",
+    "Kafka consumers replaced in-process because records waited and none arrived for "
+    "PROJECTOR_STALL_SECONDS (aiokafka issue 1037).",
 )
 BATCHES: Final = Counter(
     "broadcast_projector_batches_total",

@@ -20,6 +20,9 @@ Procedure:
 
 The live projector may keep running throughout; it only waits during step 3.
 Suppressions found in the replay are added to the live list (never removed).
+Records set aside (`status_rejects`) are set aside again, by the same checks and
+the same isolation as the live projector's, so both tables agree; the rejects
+table is the live one, where a position already recorded is left as it is.
 """
 
 from __future__ import annotations
@@ -30,11 +33,10 @@ from dataclasses import dataclass
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from projector.fold import admissible, fold, suppressions
 from projector.loop import make_consumer
 from projector.records import read_batch
 from projector.settings import ProjectorSettings
-from projector.store import QUERIES, write_batch
+from projector.store import QUERIES, write_records
 from runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -49,6 +51,7 @@ class RebuildReport:
     events: int = 0
     invalid: int = 0
     ignored: int = 0
+    rejected: int = 0
     rows: int = 0
     seconds: float = 0.0
 
@@ -70,15 +73,14 @@ async def _replay(
             *behind, timeout_ms=1_000, max_records=settings.rebuild_batch_size
         )
         batch = read_batch(record for partition in records.values() for record in partition)
-        usable = [update for update in batch.updates if admissible(update)]
-        await write_batch(
-            connection,
-            list(fold(usable).values()),
-            list(suppressions(usable).values()),
-        )
-        report.events += len(usable)
-        report.invalid += len(batch.invalid) + len(batch.updates) - len(usable)
+        # Its own transaction in step 2, a savepoint inside the swap's in step 3.
+        async with connection.transaction():
+            written = await write_records(connection, batch.records, batch.rejects)
+        refused = sum(len(reject.record.updates) for reject in written.refused)
+        report.events += len(batch.updates) - refused
+        report.invalid += len(batch.invalid) + batch.inadmissible
         report.ignored += batch.ignored
+        report.rejected += len(batch.rejects) + len(written.refused)
 
 
 async def rebuild(settings: ProjectorSettings) -> RebuildReport:
@@ -122,6 +124,7 @@ async def rebuild(settings: ProjectorSettings) -> RebuildReport:
         "rebuild_done",
         events=report.events,
         invalid=report.invalid,
+        rejected=report.rejected,
         rows=report.rows,
         seconds=round(report.seconds, 2),
     )

@@ -4,6 +4,11 @@ Pure. A record is read as a status body unless its `X-Kirim-Event` header names
 another event type (the bridge stores typeless events, since they may be
 statuses). `updates_of` raises `InvalidEvent` for a value that is not a
 readable status body; the caller counts and skips it.
+
+A record is folded whole or not at all: one whose updates include a value that
+cannot be stored (`projector.fold.unstorable`) is set aside as a `Reject`, with
+its raw key and value, for the rejects table; so is, later, a record whose fold
+PostgreSQL refuses (`projector.store`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Final
 
 from aiokafka.structs import ConsumerRecord
 
+from projector.fold import admissible, unstorable
 from schemas.errors import InvalidEvent
 from schemas.webhooks import StatusUpdate, decode_status_webhook, is_status_event, status_updates
 
@@ -48,13 +54,46 @@ class InvalidRecord:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """One readable status record: where it sits, its raw bytes, its admissible updates."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    updates: list[StatusUpdate]
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A record set aside: `reason` is a code, `sqlstate` None unless PostgreSQL refused it."""
+
+    record: StatusRecord
+    reason: str
+    detail: str
+    sqlstate: str | None = None
+
+
 @dataclass(slots=True)
 class ReadBatch:
-    """What a poll's records say: the updates, and the records that were skipped."""
+    """What a poll's records say: records to fold, and the ones set aside or skipped.
 
-    updates: list[StatusUpdate] = field(default_factory=list)
+    `inadmissible` counts updates dropped by `projector.fold.admissible` (unknown
+    status, id too long) from records that are otherwise folded.
+    """
+
+    records: list[StatusRecord] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
     invalid: list[InvalidRecord] = field(default_factory=list)
+    inadmissible: int = 0
     ignored: int = 0
+
+    @property
+    def updates(self) -> list[StatusUpdate]:
+        """Every update to fold, in record order."""
+        return [update for record in self.records for update in record.updates]
 
 
 def read_batch(records: Iterable[ConsumerRecord[bytes, bytes]]) -> ReadBatch:
@@ -65,9 +104,22 @@ def read_batch(records: Iterable[ConsumerRecord[bytes, bytes]]) -> ReadBatch:
             batch.ignored += 1
             continue
         try:
-            batch.updates.extend(updates_of(record.value))
+            updates = updates_of(record.value)
         except InvalidEvent as error:
             batch.invalid.append(
                 InvalidRecord(record.topic, record.partition, record.offset, error.reason)
             )
+            continue
+        usable = [update for update in updates if admissible(update)]
+        batch.inadmissible += len(updates) - len(usable)
+        read = StatusRecord(
+            record.topic, record.partition, record.offset, record.key, record.value, usable
+        )
+        problems = [(update, reason) for update in usable if (reason := unstorable(update))]
+        if problems:
+            update, reason = problems[0]
+            detail = f"{reason}: status {update.status!r} at {update.occurred_at}"
+            batch.rejects.append(Reject(read, reason, detail))
+        elif usable:
+            batch.records.append(read)
     return batch

@@ -1,23 +1,33 @@
 """Writes of the projector: one transaction per batch, bulk statements only.
 
-`StatusStore.apply(rows, suppressions)` merges folded rows into
-`message_statuses` (one UNNEST upsert whose merge is `projector.fold.merge`)
-and adds suppressions, in one transaction, retrying the whole transaction on
-transient errors (`runtime.db.retrying`). Applying the same rows twice, or in
-any order, leaves the same table.
+`StatusStore.apply(records, rejects)` folds the records, merges the rows into
+`message_statuses` (one UNNEST upsert whose merge is `projector.fold.merge`),
+adds suppressions and records the rejects, in one transaction, retrying the
+whole transaction on transient errors (`runtime.db.retrying`). Applying the same
+records twice, or in any order, leaves the same tables.
+
+Isolation: when PostgreSQL refuses a write for the data in it
+(`runtime.refusal`), the records are split in halves, each tried in a savepoint
+of its own, until every refused record is alone; those become rejects
+(`database_refused`, with the SQLSTATE) and the rest is written. The fold is a
+join, so folding halves separately and merging them in SQL gives the same rows
+as folding the whole. Any other error propagates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from projector.fold import MessageRow, Suppression
+from projector.fold import MessageRow, Suppression, fold, suppressions
+from projector.records import Reject, StatusRecord
 from runtime.db import retrying
+from runtime.refusal import refusal_of
 from runtime.sqlfiles import load_queries
 
 QUERIES: Final = load_queries(Path(__file__).with_name("sql") / "queries.sql")
@@ -54,8 +64,22 @@ def suppression_columns(found: Collection[Suppression]) -> list[list[Any]]:
     ]
 
 
+Connection = asyncpg.Connection | PoolConnectionProxy
+DATABASE_REFUSED: Final = "database_refused"
+
+
+@dataclass(slots=True)
+class Written:
+    """What one batch wrote: rows and suppressions, and the rejects new to the table."""
+
+    rows: int = 0
+    suppressions: int = 0
+    refused: list[Reject] = field(default_factory=list)
+    new_rejects: list[Reject] = field(default_factory=list)
+
+
 async def write_batch(
-    connection: asyncpg.Connection | PoolConnectionProxy,
+    connection: Connection,
     rows: Collection[MessageRow],
     found: Collection[Suppression],
 ) -> None:
@@ -66,17 +90,87 @@ async def write_batch(
         await connection.execute(QUERIES["insert_suppressions"], *suppression_columns(found))
 
 
+async def _write_isolating(
+    connection: Connection, records: Sequence[StatusRecord], written: Written
+) -> list[Reject]:
+    """Write the records' fold; returns the records PostgreSQL refused, each alone."""
+    refused: list[Reject] = []
+    groups = [list(records)] if records else []
+    while groups:
+        group = groups.pop()
+        updates = [update for record in group for update in record.updates]
+        rows, found = fold(updates), suppressions(updates)
+        try:
+            async with connection.transaction():  # a savepoint: a refusal undoes this only
+                await write_batch(connection, list(rows.values()), list(found.values()))
+        except asyncpg.PostgresError as error:
+            why = refusal_of(error)
+            if why is None:
+                raise
+            if len(group) == 1:
+                reject = Reject(group[0], DATABASE_REFUSED, why.detail, why.sqlstate)
+                refused.append(reject)
+            else:
+                middle = len(group) // 2
+                groups += [group[middle:], group[:middle]]  # the first half is tried first
+            continue
+        written.rows += len(rows)
+        written.suppressions += len(found)
+    return refused
+
+
+def reject_columns(rejects: Collection[Reject]) -> list[list[Any]]:
+    ordered = sorted(rejects, key=lambda r: (r.record.topic, r.record.partition, r.record.offset))
+    return [
+        [r.record.topic for r in ordered],
+        [r.record.partition for r in ordered],
+        [r.record.offset for r in ordered],
+        [r.record.key for r in ordered],
+        [r.record.value for r in ordered],
+        [r.reason for r in ordered],
+        [r.sqlstate for r in ordered],
+        [r.detail for r in ordered],
+    ]
+
+
+async def write_records(
+    connection: Connection, records: Sequence[StatusRecord], rejects: Sequence[Reject]
+) -> Written:
+    """Fold and write `records`, set aside the refused ones, record every reject.
+
+    The caller owns the transaction (each write attempt is a savepoint inside it).
+    """
+    written = Written()
+    refused = written.refused = await _write_isolating(connection, records, written)
+    everything = [*rejects, *refused]
+    if everything:
+        new = await connection.fetch(QUERIES["insert_rejects"], *reject_columns(everything))
+        positions = {(r["source_topic"], r["source_partition"], r["source_offset"]) for r in new}
+        written.new_rejects = [
+            r
+            for r in everything
+            if (r.record.topic, r.record.partition, r.record.offset) in positions
+        ]
+    return written
+
+
 class StatusStore:
     """The live projection in PostgreSQL."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def apply(self, rows: Sequence[MessageRow], found: Sequence[Suppression]) -> None:
+    async def apply(
+        self, records: Sequence[StatusRecord], rejects: Sequence[Reject] = ()
+    ) -> Written:
         """Commit one batch in one transaction; retried whole on transient errors."""
-        if rows or found:
-            await retrying(self._apply_once, rows, found)
+        if not records and not rejects:
+            return Written()
+        written: Written = await retrying(self._apply_once, records, rejects)
+        return written
 
-    async def _apply_once(self, rows: Sequence[MessageRow], found: Sequence[Suppression]) -> None:
+    async def _apply_once(
+        self, records: Sequence[StatusRecord], rejects: Sequence[Reject]
+    ) -> Written:
         async with self._pool.acquire() as connection, connection.transaction():
-            await write_batch(connection, rows, found)
+            return await write_records(connection, records, rejects)

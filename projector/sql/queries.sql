@@ -51,6 +51,16 @@ SELECT s.phone, s.reason, 'webhook', to_timestamp(s.since)
 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS s (phone, reason, since)
 ON CONFLICT (phone) DO NOTHING
 
+-- name: insert_rejects
+-- Records set aside (see migration 0004); a position already recorded is left as it is,
+-- so a redelivery, a replay or a rebuild records it once. Returns the new ones only.
+INSERT INTO status_rejects (source_topic, source_partition, source_offset, message_key,
+                            raw_value, reason, sqlstate, detail)
+SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::bytea[], $5::bytea[],
+                     $6::text[], $7::text[], $8::text[])
+ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
+RETURNING source_topic, source_partition, source_offset
+
 -- name: try_rebuild_lock
 -- One rebuild at a time; a session lock, released by release_rebuild_lock or on disconnect.
 SELECT pg_try_advisory_lock(hashtextextended('projector.rebuild', 0))

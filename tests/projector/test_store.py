@@ -10,7 +10,7 @@ import asyncpg
 
 from projector.fold import MessageRow, fold, status_of, suppressions
 from projector.store import StatusStore
-from tests.projector.updates import random_updates, update
+from tests.projector.updates import as_records, random_updates, update
 
 
 def rng_digits() -> int:
@@ -50,7 +50,7 @@ async def test_batches_merged_in_sql_equal_the_fold_of_all_events(db_pool: async
             size = rng.randint(1, 8)
             batch = events[position : position + size]
             position += size
-            await store.apply(list(fold(batch).values()), [])
+            await store.apply(as_records(batch))
         expected = fold(events)
         records = await db_pool.fetch(
             "SELECT *, message_status_of(ms) AS status FROM message_statuses AS ms "
@@ -65,11 +65,11 @@ async def test_batches_merged_in_sql_equal_the_fold_of_all_events(db_pool: async
 async def test_applying_a_batch_twice_changes_nothing(db_pool: asyncpg.Pool) -> None:
     rng = random.Random(5)
     ids = [f"msg_{uuid.uuid4().hex}"]
-    rows = list(fold(random_updates(rng, ids, 40)).values())
+    records = as_records(random_updates(rng, ids, 40))
     store = StatusStore(db_pool)
-    await store.apply(rows, [])
+    await store.apply(records)
     first = await db_pool.fetch("SELECT * FROM message_statuses WHERE message_id = $1", ids[0])
-    await store.apply(rows, [])
+    await store.apply(records)
     again = await db_pool.fetch("SELECT * FROM message_statuses WHERE message_id = $1", ids[0])
     assert first == again
 
@@ -87,8 +87,9 @@ async def test_suppressions_are_added_once_and_never_overwritten(db_pool: asyncp
         update("failed", 1_700_000_050, recipient_id=other, error_code="recipient_not_on_whatsapp"),
     ]
     store = StatusStore(db_pool)
+    assert len(suppressions(events)) == 2
     for _ in range(2):
-        await store.apply([], list(suppressions(events).values()))
+        await store.apply(as_records(events))
     rows = await db_pool.fetch(
         "SELECT phone, reason, source, created_at FROM suppressions WHERE phone = ANY($1::text[])"
         " ORDER BY phone",

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections.abc import Iterable
 
 from hypothesis import strategies as st
 
+from projector.fold import admissible
+from projector.records import StatusRecord
 from schemas.webhooks import StatusUpdate
+
+_offsets = itertools.count()
+
+
+def as_records(updates: Iterable[StatusUpdate], topic: str = "test") -> list[StatusRecord]:
+    """One record per admissible update, at distinct positions (as `read_batch` makes them)."""
+    return [
+        StatusRecord(topic, 0, next(_offsets), None, None, [u]) for u in updates if admissible(u)
+    ]
 
 
 def update(
