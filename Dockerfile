@@ -54,8 +54,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PROJECTOR_METRICS_HOST=0.0.0.0
 WORKDIR /app
 USER broadcast:broadcast
-# GET /healthz of whichever service runs here; a 503, a refused connection or a
-# missing HEALTH_PORT all make the probe fail.
+# GET /readyz of whichever service runs here: "healthy" means ready to work (started,
+# its dependencies reachable), which is what compose's depends_on waits for.
+# A 503, a refused connection or a missing HEALTH_PORT all make the probe fail.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['HEALTH_PORT'], timeout=4)"]
-CMD ["python", "-c", "print('usage: docker run [-e HEALTH_PORT=<port>] IMAGE python -m consumer|webhook_bridge|projector|sandbox\\n       docker run IMAGE broadcast --help   (operator CLI)\\nConfiguration is by environment variables; see docs/deploy.md.')"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ['HEALTH_PORT'], timeout=4)"]
+CMD ["python", "-c", "print('usage: docker run [-e HEALTH_PORT=<port>] IMAGE python -m consumer|webhook_bridge|projector|sandbox\\n       docker run IMAGE python -m <service> --help   (its variables and defaults)\\n       docker run IMAGE broadcast --help   (operator CLI)\\nConfiguration is by environment variables; see docs/deploy.md.')"]

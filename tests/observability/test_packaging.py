@@ -75,7 +75,7 @@ def test_dockerfile_shape() -> None:
     assert users
     assert users[-1].split(":")[0] not in {"root", "0"}
     assert "HEALTHCHECK" in DOCKERFILE
-    assert "/healthz" in DOCKERFILE
+    assert "/readyz" in DOCKERFILE
 
 
 def test_dockerfile_uv_is_the_version_setup_installs() -> None:
