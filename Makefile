@@ -1,5 +1,5 @@
 # One command surface, the same locally and in CI. Each target is a thin alias of scripts/.
-.PHONY: setup lint format type test check bench demo up down status
+.PHONY: setup lint format type test check bench soak demo up down status
 
 setup:
 	scripts/setup
@@ -23,6 +23,9 @@ check: test
 
 bench: setup
 	.venv/bin/python -m bench
+
+soak: setup
+	.venv/bin/python -m bench.soak
 
 demo:
 	scripts/demo

@@ -274,6 +274,10 @@ class Dispatcher:
             await self._refresh_accounts_once()
         except (KirimTransportError, *TRANSIENT_ERRORS) as error:  # type: ignore[misc]
             log.warning("accounts_refresh_failed", error=repr(error))
+        except asyncpg.PostgresError as error:
+            # An account the ledger cannot record (a value out of range): the next
+            # refresh tries again; sends go on with the accounts known so far.
+            log.exception("accounts_refresh_refused", error=repr(error))
 
     async def _refresh_accounts_once(self) -> None:
         accounts = await self.client.accounts()

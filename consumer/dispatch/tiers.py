@@ -22,19 +22,24 @@ DEFAULT_CONCURRENCY: Mapping[int, int] = {250: 5, 2_000: 10, 10_000: 20, UNLIMIT
 
 
 def parse_tier(raw: object) -> int | None:
-    """An account's `messaging_tier` as a recipient limit; None when absent or unreadable."""
+    """An account's `messaging_tier` as a recipient limit; None when absent or unreadable.
+    A limit beyond any real tier is unlimited (and still fits the ledger's bigint)."""
     if isinstance(raw, bool) or raw is None:
         return None
+    number: int | None = None
     if isinstance(raw, int):
-        return raw if raw > 0 else None
-    if isinstance(raw, float) and raw.is_integer() and raw > 0:
-        return int(raw)
-    if isinstance(raw, str):
+        number = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        number = int(raw)
+    elif isinstance(raw, str):
         text = raw.strip()
         if text.isdigit():
-            return int(text) or None
-        return _NAMED.get(text.upper())
-    return None
+            number = int(text)
+        else:
+            return _NAMED.get(text.upper())
+    if number is None or number <= 0:
+        return None
+    return min(number, UNLIMITED)
 
 
 def concurrency_for(limit: int, table: Mapping[int, int] = DEFAULT_CONCURRENCY) -> int:

@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import msgspec
 
@@ -84,6 +85,21 @@ def _number(value: str | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _retry_after(value: str | None, date: str | None) -> float | None:
+    """`Retry-After` in seconds, or as an HTTP date (RFC 9110) measured against the
+    answer's own `Date`, so no clock of ours is involved."""
+    seconds = _number(value)
+    if seconds is not None or value is None or date is None:
+        return None if seconds is None else max(0.0, seconds)
+    try:
+        when, sent = parsedate_to_datetime(value), parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None or sent.tzinfo is None:
+        return None
+    return max(0.0, (when - sent).total_seconds())
+
+
 def read_send_answer(
     status: int, raw: bytes, truncated: bool, header: Callable[[str], str | None]
 ) -> SendAnswer:
@@ -127,7 +143,7 @@ def read_send_answer(
         message_id=message_id,
         error_code=code,
         error_message=message,
-        retry_after=_number(header("Retry-After")),
+        retry_after=_retry_after(header("Retry-After"), header("Date")),
         rate_limit=_number(header("X-RateLimit-Limit")),
         rate_remaining=_number(header("X-RateLimit-Remaining")),
         replayed=(header("Idempotent-Replayed") or "").lower() == "true",

@@ -8,6 +8,7 @@ client never retries by itself: every answer goes back to the dispatcher's polic
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import quote
@@ -87,6 +88,9 @@ class _Me(msgspec.Struct):
     data: _MeData
 
 
+# A send's answer is read up to max_answer_bytes; listings (accounts) up to this.
+_MAX_LISTING_BYTES = 8 * 1024 * 1024
+_PHONE_NUMBER_ID = re.compile(r"^[0-9]{6,20}$")
 _accounts_decoder = msgspec.json.Decoder(_Accounts)
 _me_decoder = msgspec.json.Decoder(_Me)
 _message_decoder = msgspec.json.Decoder(_MessageBody)
@@ -137,18 +141,25 @@ class KirimClient:
             await self._session.close()
 
     async def _request(
-        self, method: str, path: str, *, body: bytes | None = None, key: str | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        key: str | None = None,
+        limit: int | None = None,
     ) -> tuple[int, bytes, bool, CIMultiDictProxy[str]]:
-        """(status, at most max_answer_bytes of the body, whether it was longer, headers).
+        """(status, at most `limit` bytes of the body, whether it was longer, headers).
         Redirects are not followed: a redirected POST would turn into a GET."""
+        limit = limit or _MAX_LISTING_BYTES
         headers = {"Idempotency-Key": key} if key else None
         try:
             async with self._open().request(
                 method, self._base + path, data=body, headers=headers, allow_redirects=False
             ) as response:
-                raw = await response.content.read(self._max_answer_bytes + 1)
-                truncated = len(raw) > self._max_answer_bytes
-                return response.status, raw[: self._max_answer_bytes], truncated, response.headers
+                raw = await response.content.read(limit + 1)
+                truncated = len(raw) > limit
+                return response.status, raw[:limit], truncated, response.headers
         except TimeoutError as error:
             raise KirimTransportError("timeout", str(error) or "request timed out") from error
         except aiohttp.ClientError as error:
@@ -157,7 +168,7 @@ class KirimClient:
     async def send_template(self, phone_number_id: str, key: str, body: bytes) -> SendAnswer:
         """POST one message. Any HTTP answer is returned; no answer raises KirimTransportError."""
         status, raw, truncated, headers = await self._request(
-            "POST", f"/{phone_number_id}/messages", body=body, key=key
+            "POST", f"/{phone_number_id}/messages", body=body, key=key, limit=self._max_answer_bytes
         )
         return read_send_answer(status, raw, truncated, headers.get)
 
@@ -191,6 +202,8 @@ class KirimClient:
                 quality_rating=item.quality_rating,
             )
             for item in _decode(_accounts_decoder, "GET /accounts", raw).data
+            # Meta's numeric id: anything else cannot be sent from, stored or put in a URL.
+            if _PHONE_NUMBER_ID.match(item.phone_number_id)
         ]
 
     async def rate_limits(self) -> tuple[int | None, int | None]:

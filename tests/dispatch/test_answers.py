@@ -88,6 +88,24 @@ def test_headers_that_are_not_numbers_are_ignored() -> None:
     assert answer.rate_limit == 600.0
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "date", "seconds"),
+    [
+        ("7", None, 7.0),
+        ("-3", None, 0.0),
+        ("Thu, 03 Dec 2026 09:00:30 GMT", "Thu, 03 Dec 2026 09:00:00 GMT", 30.0),
+        ("Thu, 03 Dec 2026 08:59:00 GMT", "Thu, 03 Dec 2026 09:00:00 GMT", 0.0),
+        ("Thu, 03 Dec 2026 09:00:30 GMT", None, None),
+        ("whenever", "Thu, 03 Dec 2026 09:00:00 GMT", None),
+    ],
+)
+def test_retry_after_in_seconds_or_as_a_date(
+    retry_after: str, date: str | None, seconds: float | None
+) -> None:
+    headers = {"Retry-After": retry_after, **({"Date": date} if date else {})}
+    assert read(429, b"{}", headers=headers).retry_after == seconds
+
+
 def test_printable_masks_phone_numbers_and_escapes_control_characters() -> None:
     text = printable("to +628111222333 failed\x00\nagain")
     assert "628111222333" not in text

@@ -111,6 +111,8 @@ def test_tier_encodings() -> None:
     ]
     assert parse_tier("TIER_UNLIMITED") == parse_tier("unlimited") == UNLIMITED
     assert [parse_tier(v) for v in (None, True, "", "gold", -5, 0, [1])] == [None] * 7
+    # Beyond any real tier (and beyond a bigint): unlimited, not an overflow.
+    assert parse_tier(10**30) == parse_tier("9" * 40) == parse_tier(1e300) == UNLIMITED
 
 
 def test_concurrency_by_tier() -> None:
