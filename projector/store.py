@@ -2,7 +2,9 @@
 
 `StatusStore.apply(records, rejects)` folds the records, merges the rows into
 `message_statuses` (one UNNEST upsert whose merge is `projector.fold.merge`),
-adds suppressions and records the rejects, in one transaction, retrying the
+adds suppressions, records the rejects and appends the messages reported failed
+to `status_failures` (the dispatcher's reconciler reads it from a cursor; new
+entries NOTIFY `status_failed` on commit), in one transaction, retrying the
 whole transaction on transient errors (`runtime.db.retrying`). Applying the same
 records twice, or in any order, leaves the same tables.
 
@@ -76,6 +78,9 @@ class Written:
     suppressions: int = 0
     refused: list[Reject] = field(default_factory=list)
     new_rejects: list[Reject] = field(default_factory=list)
+    # Messages written with a failure, and how many of them status_failures did not have.
+    failed: set[str] = field(default_factory=set)
+    new_failures: int = 0
 
 
 async def write_batch(
@@ -116,6 +121,7 @@ async def _write_isolating(
             continue
         written.rows += len(rows)
         written.suppressions += len(found)
+        written.failed.update(row.message_id for row in rows.values() if row.failed_at is not None)
     return refused
 
 
@@ -134,11 +140,20 @@ def reject_columns(rejects: Collection[Reject]) -> list[list[Any]]:
 
 
 async def write_records(
-    connection: Connection, records: Sequence[StatusRecord], rejects: Sequence[Reject]
+    connection: Connection,
+    records: Sequence[StatusRecord],
+    rejects: Sequence[Reject],
+    *,
+    record_failures: bool = False,
 ) -> Written:
-    """Fold and write `records`, set aside the refused ones, record every reject.
+    """Fold and write `records`, set aside the refused ones, record every reject, and
+    (with `record_failures`: the live projector) append the failed messages to
+    `status_failures`.
 
-    The caller owns the transaction (each write attempt is a savepoint inside it).
+    The caller owns the transaction (each write attempt is a savepoint inside it) and
+    commits right after: the failures' lock is taken last and held to the commit. The
+    rebuild leaves `status_failures` alone: it replays what the live projector folds
+    (and recorded) anyway, and its scratch rows are not the live ones until the swap.
     """
     written = Written()
     refused = written.refused = await _write_isolating(connection, records, written)
@@ -151,7 +166,19 @@ async def write_records(
             for r in everything
             if (r.record.topic, r.record.partition, r.record.offset) in positions
         ]
+    if record_failures and written.failed:
+        written.new_failures = await append_failures(connection, sorted(written.failed))
     return written
+
+
+async def append_failures(connection: Connection, message_ids: Sequence[str]) -> int:
+    """Append failed messages to `status_failures` (last in the transaction: the lock is
+    held to the commit); NOTIFY `status_failed` when any is new. Returns how many are."""
+    await connection.execute(QUERIES["lock_failures"])
+    added: int = await connection.fetchval(QUERIES["record_failures"], list(message_ids))
+    if added:
+        await connection.execute(QUERIES["notify_failures"])
+    return added
 
 
 class StatusStore:
@@ -173,4 +200,4 @@ class StatusStore:
         self, records: Sequence[StatusRecord], rejects: Sequence[Reject]
     ) -> Written:
         async with self._pool.acquire() as connection, connection.transaction():
-            return await write_records(connection, records, rejects)
+            return await write_records(connection, records, rejects, record_failures=True)

@@ -39,6 +39,8 @@ CAMPAIGN_STATE_CHANNEL = "campaign_state"
 # Intake notifies it when a chunk adds pending rows: an ownership round and idle
 # workers start at once instead of on their next tick.
 LEDGER_PENDING_CHANNEL = "ledger_pending"
+# The projector notifies it when a batch recorded new failures: the reconciler runs at once.
+STATUS_FAILED_CHANNEL = "status_failed"
 # Stops that lift by themselves once the cause is gone (checked on each accounts refresh).
 _KEY_STOPS = ("invalid_api_key", "expired_api_key")
 _CONNECTION_STOPS = ("account_not_connected",)
@@ -165,6 +167,7 @@ class Dispatcher:
             connection: asyncpg.Connection = await asyncpg.connect(self._database_url, timeout=10)
             await connection.add_listener(CAMPAIGN_STATE_CHANNEL, self._on_campaign_state)
             await connection.add_listener(LEDGER_PENDING_CHANNEL, self._on_ledger_pending)
+            await connection.add_listener(STATUS_FAILED_CHANNEL, self._on_status_failed)
         except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as error:  # type: ignore[misc]
             log.warning("listen_retry", error=repr(error))
             return None
@@ -184,6 +187,11 @@ class Dispatcher:
     ) -> None:
         self._round_now.set()
         self.ctx.work_arrived.set()
+
+    def _on_status_failed(
+        self, _conn: asyncpg.Connection | object, _pid: int, _channel: str, _payload: object
+    ) -> None:
+        self.reconciler.wake.set()
 
     async def _refresh_campaign(self, campaign_id: uuid.UUID) -> None:
         try:

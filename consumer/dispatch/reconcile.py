@@ -1,11 +1,14 @@
 """Act on messages that were accepted and failed later (reported by webhook).
 
-The projector folds statuses into `message_statuses`; this loop finds accepted
-messages whose fold says `failed` while the ledger still says `queued`, and
-carries out the policy: give up (and suppress), send again under a new key
-generation (retry, quota deferral), or stop the campaign or sender with the
-recipient kept pending. Each action moves the row out of `queued`, so running it
-twice, or on several instances, changes nothing more.
+The projector folds statuses into `message_statuses` and appends each message
+reported failed to `status_failures`; this loop reads that backlog from a cursor
+(`consumer.dispatch.failures`), finds accepted messages whose fold says `failed`
+while the ledger still says `queued`, and carries out the policy: give up (and
+suppress), send again under a new key generation (retry, quota deferral), or stop
+the campaign or sender with the recipient kept pending. Each action moves the row
+out of `queued`, so running it twice changes nothing more. One pass runs at a time
+across instances (an advisory lock); a pass that is cut short leaves the cursor
+where it was, and the next one reads the same entries again.
 
 Before a re-send, the failure must be `failure_recheck_seconds` old and the API,
 asked for the message's current status, must still call it failed: a `delivered`
@@ -21,6 +24,13 @@ from collections.abc import Sequence
 
 from consumer.dispatch import metrics
 from consumer.dispatch.context import DispatchContext
+from consumer.dispatch.failures import (
+    Fate,
+    cursor_after,
+    fate,
+    look_again_at,
+    unknown_horizon,
+)
 from consumer.dispatch.lookup import message_state
 from consumer.dispatch.policy import (
     Decision,
@@ -59,22 +69,64 @@ class FailureReconciler:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Cleared before the pass: a NOTIFY (status_failed) during it means another.
+            self.wake.clear()
             try:
                 while await self.reconcile_once() > 0 and not stop.is_set():
                     pass
             except TRANSIENT_ERRORS as error:
                 log.warning("reconcile_retry", error=repr(error))
-            self.wake.clear()
             await wait_any(stop, self.wake, within=self.ctx.settings.reconcile_interval_seconds)
 
     async def reconcile_once(self) -> int:
-        """Act on one batch of failures; returns how many were acted on (a full batch
-        of failures still in their grace period returns 0, so the caller sleeps)."""
+        """One pass: the failures past the cursor and the waiting ones come due, each
+        acted on, finished or kept waiting, then the cursor moved past them. Returns how
+        many entries it took (0: none, or another instance's pass is running), so the
+        caller goes on while there are more and sleeps otherwise."""
         ctx = self.ctx
-        failures = await ctx.store.async_failures(_BATCH)
+        async with ctx.store.reconciler_turn() as backlog:
+            if backlog is None:
+                return 0
+            now = ctx.clock()
+            cursor, entries = await backlog.read(now, _BATCH)
+            if not entries:
+                return 0
+            settings = ctx.settings
+            horizon = unknown_horizon(settings.idempotency_ttl_seconds)
+            fates = [fate(entry, now, horizon) for entry in entries]
+            failures = [
+                entry.failure
+                for entry, fated in zip(entries, fates, strict=True)
+                if fated is Fate.ACT and entry.failure is not None
+            ]
+            rechecks = await self._act(failures, now)
+            waits = {
+                f.message_id for f, r in zip(failures, rechecks, strict=True) if r is Recheck.WAIT
+            }
+            keep: list[tuple[int, float]] = []
+            finished: list[int] = []
+            for entry, fated in zip(entries, fates, strict=True):
+                when = look_again_at(
+                    entry,
+                    fated,
+                    recheck_waits=entry.message_id in waits,
+                    now=now,
+                    grace_seconds=settings.failure_recheck_seconds,
+                    interval_seconds=settings.reconcile_interval_seconds,
+                )
+                if when is None:
+                    finished.append(entry.seq)
+                else:
+                    keep.append((entry.seq, when))
+            await backlog.settle(cursor_after(cursor, entries), keep, finished)
+            return len(entries)
+
+    async def _act(self, failures: Sequence[AsyncFailure], now: float) -> list[Recheck]:
+        """Carry out the policy for each failure whose recheck says so; returns each
+        one's recheck (WAIT: not acted on, to be looked at again)."""
+        ctx = self.ctx
         if not failures:
-            return 0
-        now = ctx.clock()
+            return []
         resend: list[tuple[AsyncFailure, float, str | None]] = []
         give_up: list[tuple[AsyncFailure, str]] = []
         suppress: list[tuple[str, str]] = []
@@ -93,11 +145,9 @@ class FailureReconciler:
             await ctx.store.delivered_after_failure(delivered)
             metrics.DELIVERED_AFTER_FAILURE.inc(len(delivered))
             log.info("delivered_after_failure", messages=len(delivered))
-        acted = len(delivered)
         for failure, decision, recheck in zip(failures, decisions, rechecks, strict=True):
             if recheck is not Recheck.RESEND:
                 continue
-            acted += 1
             code = async_code_of(failure.error_code, failure.provider_code)
             match decision:
                 case GiveUp(code=final, suppress=also_suppress):
@@ -135,7 +185,7 @@ class FailureReconciler:
         if resend:
             await ctx.store.resend_after_failure(resend)
             ctx.work_arrived.set()
-        return acted
+        return rechecks
 
     async def _rechecks(
         self, failures: Sequence[AsyncFailure], decisions: Sequence[Decision], now: float

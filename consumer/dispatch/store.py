@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot
 from consumer.dispatch.settle import Sighting
+from runtime.db import TRANSIENT_ERRORS
 from runtime.sqlfiles import load_queries
 
 Q = load_queries(Path(__file__).with_name("sql") / "queries.sql")
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 
 def at(seconds: float) -> datetime:
@@ -102,6 +106,74 @@ class AsyncFailure:
     queued_at: float | None = None
     campaign_changed_at: float | None = None
     sender_changed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogEntry:
+    """One entry of the failures backlog (`status_failures`), with what decides it."""
+
+    seq: int
+    message_id: str
+    recorded_at: float
+    fresh: bool  # read past the cursor (else: a waiting entry come due)
+    failed: bool  # the fold still says failed: no delivered or read since
+    held: bool  # a ledger row holds the message id
+    failure: AsyncFailure | None  # that row, when it is queued and not yet checked
+
+
+class FailureBacklog:
+    """The reconciler's backlog, read and settled on the connection that holds its lock."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def read(self, now: float, limit: int) -> tuple[int, list[BacklogEntry]]:
+        """The cursor, and up to `limit` entries past it plus up to `limit` due waits."""
+        cursor: int = await self._connection.fetchval(Q["failure_cursor"])
+        rows = await self._connection.fetch(Q["failure_backlog"], cursor, at(now), limit)
+        return cursor, [_backlog_entry(r) for r in rows]
+
+    async def settle(
+        self, cursor: int, keep: Sequence[tuple[int, float]], finished: Sequence[int]
+    ) -> None:
+        """In one transaction: the entries to look at again (seq, when), the waits that
+        are finished, and the cursor moved to `cursor` (never back)."""
+        async with self._connection.transaction():
+            if keep:
+                await self._connection.execute(
+                    Q["keep_waiting"], [seq for seq, _ in keep], [at(when) for _, when in keep]
+                )
+            if finished:
+                await self._connection.execute(Q["stop_waiting"], list(finished))
+            await self._connection.execute(Q["advance_failure_cursor"], cursor)
+
+
+def _backlog_entry(r: asyncpg.Record) -> BacklogEntry:
+    failure = None
+    if r["actionable"]:
+        failure = AsyncFailure(
+            campaign_id=r["campaign_id"],
+            phone=r["phone"],
+            generation=r["generation"],
+            message_id=r["message_id"],
+            phone_number_id=r["phone_number_id"],
+            error_code=r["error_code"],
+            provider_code=r["provider_code"],
+            error_message=r["error_message"],
+            failed_at=seconds_of(r["failed_at"]),
+            queued_at=seconds_of(r["queued_at"]),
+            campaign_changed_at=seconds_of(r["campaign_changed_at"]),
+            sender_changed_at=seconds_of(r["sender_changed_at"]),
+        )
+    return BacklogEntry(
+        seq=r["seq"],
+        message_id=r["message_id"],
+        recorded_at=r["recorded_at"].timestamp(),
+        fresh=r["fresh"],
+        failed=r["failed"],
+        held=r["held"],
+        failure=failure,
+    )
 
 
 class DispatchStore:
@@ -252,6 +324,8 @@ class DispatchStore:
                     message_id,
                     at(rightful.attempted_at) if rightful.attempted_at else None,
                 )
+                if given:
+                    await connection.execute(Q["watch_failures_of"], [message_id])
             except BaseException:
                 await transaction.rollback()
                 raise
@@ -270,25 +344,20 @@ class DispatchStore:
             token,
         )
 
-    async def async_failures(self, limit: int) -> list[AsyncFailure]:
-        rows = await self._pool.fetch(Q["async_failures"], limit)
-        return [
-            AsyncFailure(
-                campaign_id=r["campaign_id"],
-                phone=r["phone"],
-                generation=r["generation"],
-                message_id=r["message_id"],
-                phone_number_id=r["phone_number_id"],
-                error_code=r["error_code"],
-                provider_code=r["provider_code"],
-                error_message=r["error_message"],
-                failed_at=seconds_of(r["failed_at"]),
-                queued_at=seconds_of(r["queued_at"]),
-                campaign_changed_at=seconds_of(r["campaign_changed_at"]),
-                sender_changed_at=seconds_of(r["sender_changed_at"]),
-            )
-            for r in rows
-        ]
+    @contextlib.asynccontextmanager
+    async def reconciler_turn(self) -> AsyncIterator[FailureBacklog | None]:
+        """The failures backlog while this instance holds the reconciler's lock; None
+        when another instance's pass holds it (this one then skips its pass)."""
+        async with self._pool.acquire() as connection:
+            if not await connection.fetchval(Q["try_reconcile_lock"]):
+                yield None
+                return
+            try:
+                yield FailureBacklog(connection)
+            finally:
+                # A broken connection took the lock with it; the pool drops it.
+                with contextlib.suppress(*TRANSIENT_ERRORS):
+                    await connection.fetchval(Q["release_reconcile_lock"])
 
     async def resend_after_failure(
         self, failures: Sequence[tuple[AsyncFailure, float, str | None]]
@@ -323,13 +392,18 @@ class DispatchStore:
         ]
 
     async def adopt_messages(self, found: Sequence[tuple[uuid.UUID, str, str]]) -> None:
-        """(campaign, phone, message id): in-doubt rows matched to their message."""
-        await self._pool.execute(
-            Q["adopt_messages"],
-            [campaign for campaign, _, _ in found],
-            [phone for _, phone, _ in found],
-            [message_id for _, _, message_id in found],
-        )
+        """(campaign, phone, message id): in-doubt rows matched to their message. A failure
+        of an adopted message, read past long ago, is put back before the reconciler."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                Q["adopt_messages"],
+                [campaign for campaign, _, _ in found],
+                [phone for _, phone, _ in found],
+                [message_id for _, _, message_id in found],
+            )
+            await connection.execute(
+                Q["watch_failures_of"], [message_id for _, _, message_id in found]
+            )
 
     async def fail_after_failure(self, failures: Sequence[tuple[AsyncFailure, str]]) -> None:
         await self._pool.execute(

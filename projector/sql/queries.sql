@@ -61,6 +61,28 @@ SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::bytea[], $5::b
 ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
 RETURNING source_topic, source_partition, source_offset
 
+-- name: lock_failures
+-- Held from just before the failures' insert to the commit: status_failures.seq is then
+-- in commit order, so the reconciler's cursor never passes a seq committed later.
+SELECT pg_advisory_xact_lock(hashtextextended('status_failures', 0))
+
+-- name: record_failures
+-- Messages this batch reported failed (migration 0006); one already recorded is left as
+-- it is, so a redelivery or a replay adds nothing. Returns how many are new.
+WITH added AS (
+    INSERT INTO status_failures (message_id)
+    SELECT u.message_id
+    FROM unnest($1::text[]) AS u (message_id)
+    WHERE NOT EXISTS (SELECT 1 FROM status_failures AS f WHERE f.message_id = u.message_id)
+    ORDER BY u.message_id
+    ON CONFLICT (message_id) DO NOTHING
+    RETURNING 1)
+SELECT count(*) FROM added
+
+-- name: notify_failures
+-- Wakes the dispatchers' reconcilers (they LISTEN on status_failed); delivered on commit.
+SELECT pg_notify('status_failed', '')
+
 -- name: try_rebuild_lock
 -- One rebuild at a time; a session lock, released by release_rebuild_lock or on disconnect.
 SELECT pg_try_advisory_lock(hashtextextended('projector.rebuild', 0))

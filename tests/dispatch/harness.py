@@ -14,6 +14,7 @@ import httpx
 
 from consumer.dispatch.dispatcher import Dispatcher
 from consumer.dispatch.settings import DispatchSettings
+from projector.store import append_failures
 
 COMPONENTS = [{"type": "body", "parameters": [{"type": "text", "text": "hello"}]}]
 
@@ -67,6 +68,13 @@ async def count_status(pool: asyncpg.Pool, campaign_id: uuid.UUID) -> dict[str, 
         campaign_id,
     )
     return {r["status"]: r["n"] for r in rows}
+
+
+async def record_failures(pool: asyncpg.Pool, message_ids: list[str]) -> None:
+    """What the projector appends to `status_failures` with the failed statuses it folds
+    (for tests that write `message_statuses` themselves)."""
+    async with pool.acquire() as connection, connection.transaction():
+        await append_failures(connection, sorted(message_ids))
 
 
 async def audit(control_url: str) -> dict[str, Any]:

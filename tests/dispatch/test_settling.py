@@ -21,6 +21,7 @@ from tests.dispatch.harness import (
     ledger,
     new_sender_id,
     phones,
+    record_failures,
     running_dispatcher,
     seed_campaign,
     wait_for,
@@ -30,16 +31,18 @@ from tests.dispatch.test_dispatcher import dispatch_settings, sandbox_config
 
 async def _fold_failures(pool: asyncpg.Pool, campaign: uuid.UUID, sender: str) -> None:
     """What the projector folds from each message's `failed` webhook."""
-    await pool.execute(
+    rows = await pool.fetch(
         """INSERT INTO message_statuses (message_id, phone_number_id, recipient_id, failed_at,
                                          error_code, provider_code, updated_at)
            SELECT message_id, $2, ltrim(phone, '+'), now(), 'whatsapp_upstream_error', 131000, now()
            FROM ledger WHERE campaign_id = $1 AND status = 'queued'
            ON CONFLICT (message_id) DO UPDATE SET failed_at = excluded.failed_at,
-               error_code = excluded.error_code, provider_code = excluded.provider_code""",
+               error_code = excluded.error_code, provider_code = excluded.provider_code
+           RETURNING message_id""",
         campaign,
         sender,
     )
+    await record_failures(pool, [r["message_id"] for r in rows])
 
 
 async def _all_queued(pool: asyncpg.Pool, campaign: uuid.UUID) -> bool:

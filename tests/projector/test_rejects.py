@@ -127,6 +127,11 @@ async def test_refused_records_are_set_aside_and_the_rest_is_projected(
         assert rejects[1]["sqlstate"] is None
         assert rejected("timestamp_out_of_range") - before["timestamp_out_of_range"] == 1
         assert rejected("database_refused") - refused_before == 1
+        # The reconciler's backlog: each stored failure once, none for the refused record.
+        failures = await pool.fetch("SELECT * FROM status_failures ORDER BY seq")
+        assert sorted(r["message_id"] for r in failures) == sorted(
+            message_id for message_id, row in expected.items() if row.failed_at is not None
+        )
 
         # A full replay rebuilds the same projection and records each reject once.
         live = await dump(pool)
@@ -135,6 +140,7 @@ async def test_refused_records_are_set_aside_and_the_rest_is_projected(
         assert await dump(pool) == live
         again = await pool.fetch("SELECT * FROM status_rejects ORDER BY message_key")
         assert again == rejects
+        assert await pool.fetch("SELECT * FROM status_failures ORDER BY seq") == failures
         assert rejected("database_refused") - refused_before == 1
     finally:
         await pool.close()

@@ -134,22 +134,69 @@ FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS t(campaign_id, phone, 
 WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone
   AND l.status = 'pending' AND l.claim_token = $4;
 
--- name: async_failures
--- Accepted messages that later failed and that the ledger still calls queued. Acting on
--- one moves its row out of 'queued', so any instance may run this, any number of times.
--- The state-change times let a late failure of a message accepted before a resume be
--- re-sent without stopping the campaign (campaigns.updated_at moves only with its state).
--- A failure the API has since called delivered (failure_checked_at) is done with.
-SELECT l.campaign_id, l.phone, l.generation, l.message_id, l.queued_at, c.phone_number_id,
+-- name: try_reconcile_lock
+-- One reconciler pass at a time across instances: a session lock on the connection the
+-- pass reads and settles its backlog with (released at the end, or with the connection).
+SELECT pg_try_advisory_lock(hashtextextended('reconciler', 0));
+
+-- name: release_reconcile_lock
+SELECT pg_advisory_unlock(hashtextextended('reconciler', 0));
+
+-- name: failure_cursor
+SELECT seq FROM failure_cursor;
+
+-- name: failure_backlog
+-- Up to $3 entries past the cursor $1 (in seq order) and up to $3 waiting ones due by $2,
+-- each with what decides it: whether the fold still says failed, the ledger row holding
+-- the message id (if any) and, for a row still queued and not yet checked, the columns of
+-- the policy. The state-change times let a late failure of a message accepted before a
+-- resume be re-sent without stopping the campaign (campaigns.updated_at moves only with
+-- its state). Every lookup is by key, so a pass costs its batch, not the history.
+WITH fresh AS (
+    SELECT seq FROM status_failures WHERE seq > $1 ORDER BY seq LIMIT $3
+), due AS (
+    SELECT seq FROM failure_waits WHERE check_at <= $2 ORDER BY check_at LIMIT $3
+), picked AS (
+    SELECT seq, bool_or(fresh) AS fresh
+    FROM (SELECT seq, true AS fresh FROM fresh UNION ALL SELECT seq, false FROM due) AS u
+    GROUP BY seq
+)
+SELECT p.seq, p.fresh, f.message_id, f.recorded_at,
+       COALESCE(ms.failed_at IS NOT NULL AND ms.delivered_at IS NULL AND ms.read_at IS NULL,
+                false) AS failed,
+       l.campaign_id IS NOT NULL AS held,
+       COALESCE(l.status = 'queued' AND l.failure_checked_at IS NULL, false) AS actionable,
+       l.campaign_id, l.phone, l.generation, l.queued_at, c.phone_number_id,
        ms.error_code, ms.provider_code, ms.error_message, ms.failed_at,
        c.updated_at AS campaign_changed_at, s.state_changed_at AS sender_changed_at
-FROM message_statuses AS ms
-JOIN ledger AS l ON l.message_id = ms.message_id
-JOIN campaigns AS c ON c.campaign_id = l.campaign_id
+FROM picked AS p
+JOIN status_failures AS f ON f.seq = p.seq
+LEFT JOIN message_statuses AS ms ON ms.message_id = f.message_id
+LEFT JOIN ledger AS l ON l.message_id = f.message_id
+LEFT JOIN campaigns AS c ON c.campaign_id = l.campaign_id
 LEFT JOIN senders AS s ON s.phone_number_id = c.phone_number_id
-WHERE ms.failed_at IS NOT NULL AND ms.delivered_at IS NULL AND ms.read_at IS NULL
-  AND l.status = 'queued' AND l.failure_checked_at IS NULL
-LIMIT $1;
+ORDER BY p.seq;
+
+-- name: keep_waiting
+INSERT INTO failure_waits (seq, check_at)
+SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) AS t (seq, check_at)
+ON CONFLICT (seq) DO UPDATE SET check_at = excluded.check_at;
+
+-- name: stop_waiting
+DELETE FROM failure_waits WHERE seq = ANY($1::bigint[]);
+
+-- name: advance_failure_cursor
+-- Only forward: a pass that lost its lock (connection dropped) and ran beside another
+-- can leave the cursor where the further of the two got, never move it back.
+UPDATE failure_cursor SET seq = GREATEST(seq, $1), updated_at = now();
+
+-- name: watch_failures_of
+-- Message ids the ledger has just taken (an in-doubt send adopting the message it became,
+-- a message moved to its rightful recipient), possibly long after their failure was read
+-- past: the reconciler looks at such a failure again.
+INSERT INTO failure_waits (seq, check_at)
+SELECT seq, now() FROM status_failures WHERE message_id = ANY($1::text[])
+ON CONFLICT (seq) DO UPDATE SET check_at = LEAST(failure_waits.check_at, excluded.check_at);
 
 -- name: delivered_after_failure
 UPDATE ledger SET failure_checked_at = now(), updated_at = now()
