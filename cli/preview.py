@@ -1,12 +1,12 @@
 """How `publish` shows what it is about to do: the preview as text lines and as JSON.
 
-JSON keys (stable): `campaign_id`, `dry_run`, `recipients` {file, format, rows},
+JSON keys (stable): `campaign_id`, `dry_run`, `recipients` {file, query, format, rows},
 `preview` {eligible, invalid_phone, duplicate, suppressed, not_opted_in,
 missing_variable, suppressions_checked}, `sender` {phone_number_id, auto, status,
 tier, tier_source}, `fit` {eligible, tier, window_seconds, windows, concurrency,
-write_per_minute, rate_source, send_seconds, eta_seconds}, `send_at`, `chunks`
-[{index, recipients, bytes}], `published` (null for a dry run, else {topic, key,
-deliveries [{partition, offset}]}), `warnings`.
+write_per_minute, rate_source, send_seconds, eta_seconds}, `send_at`, `chunk_budget`
+{recipients, bytes}, `chunks` [{index, recipients, bytes}], `published` (null for a
+dry run, else {topic, key, deliveries [{partition, offset}]}), `warnings`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def preview_lines(settings: CliSettings, prepared: Prepared) -> list[str]:
     request, fit, sender = prepared.request, prepared.fit, prepared.sender
     lines = [
         f"campaign    {request.campaign_id}",
-        f"recipients  {request.recipients} ({request.format}, {number(prepared.rows)} rows)",
+        f"recipients  {_source_text(prepared)}",
     ]
     rows = [(_LABELS[outcome], count) for outcome, count in prepared.counts.items()]
     lines.extend(output.table(["outcome", "count"], rows, indent=2)[1:])
@@ -65,12 +65,18 @@ def preview_lines(settings: CliSettings, prepared: Prepared) -> list[str]:
     lines.append(f"            {rate}; ETA {duration(fit.eta_seconds)}")
     if request.send_at is not None:
         lines.append(f"            starts no earlier than {request.send_at.isoformat()}")
-    largest = max(len(chunk.value) for chunk in prepared.chunks)
+    largest = max(chunk.bytes for chunk in prepared.chunks)
     lines.append(
         f"chunks      {len(prepared.chunks)} event(s) for {settings.requests_topic}, "
-        f"largest {number(largest)} bytes"
+        f"largest {number(largest)} bytes (at most {number(request.chunk_size)} recipients, "
+        f"{number(request.chunk_bytes)} bytes)"
     )
     return lines
+
+
+def _source_text(prepared: Prepared) -> str:
+    source = prepared.request.source
+    return f"{source.label} ({source.format}, {number(prepared.rows)} rows)"
 
 
 def _tier_text(fit: FitPlan) -> str:
@@ -94,8 +100,9 @@ def to_json(
         "campaign_id": str(request.campaign_id),
         "dry_run": request.dry_run,
         "recipients": {
-            "file": str(request.recipients),
-            "format": request.format,
+            "file": None if request.recipients is None else str(request.recipients),
+            "query": None if request.query is None else request.query.sql,
+            "format": request.source.format,
             "rows": prepared.rows,
         },
         "preview": {**prepared.counts, "suppressions_checked": prepared.suppressions_checked},
@@ -118,9 +125,10 @@ def to_json(
             "eta_seconds": fit.eta_seconds,
         },
         "send_at": request.send_at,
+        "chunk_budget": {"recipients": request.chunk_size, "bytes": request.chunk_bytes},
         "chunks": [
-            {"index": i, "recipients": c.stop - c.start, "bytes": len(c.value)}
-            for i, c in enumerate(prepared.chunks)
+            {"index": c.index, "recipients": c.recipients, "bytes": c.bytes}
+            for c in prepared.chunks
         ],
         "published": published,
         "warnings": prepared.warnings,

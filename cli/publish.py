@@ -1,63 +1,97 @@
-"""`broadcast publish`: recipients file + template -> preview, fit plan, request events.
+"""`broadcast publish`: an audience + a template -> preview, fit plan, request events.
 
-Steps: read and validate the file (malformed rows abort with their line numbers,
-exit 2); preview what intake will do with each recipient, using intake's own
-rules (`consumer.intake.expand`) and the suppression list when PostgreSQL is
-reachable; plan the fit from the sender's tier (`GET /v1/accounts`, or `--tier`)
-and the write rate (`GET /v1/me`, or `--write-per-minute`); split into chunks;
-then, unless `--dry-run`, publish them keyed by the campaign id. Ineligible
-recipients are published too: intake records each one as skipped with its reason.
+The audience is a CSV or JSONL file, stdin (`-`), or a PostgreSQL query
+(`--from-query`), read once and streaming: memory is one chunk, whatever the
+size. Pass one (cli/scan.py) validates every row (malformed rows abort with
+their line or row numbers, exit 2, nothing published), counts what intake will
+do with each recipient (intake's own rules, `consumer.intake.expand`, and the
+suppression list when PostgreSQL is reachable) and cuts the chunks into a
+temporary spool; then the fit plan from the sender's tier (`GET /v1/accounts`,
+or `--tier`) and the write rate (`GET /v1/me`, or `--write-per-minute`); then,
+unless `--dry-run`, pass two publishes the spooled chunks keyed by the campaign
+id, now that `chunk.count` is known. Ineligible recipients are published too:
+intake records each one as skipped with its reason. The cut is deterministic, so
+an interrupted publish is finished by running it again with the same
+`--campaign-id`: intake treats the repeated chunks as redeliveries.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import io
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import msgspec
 
-from cli.chunks import DEFAULT_CHUNK_SIZE, EncodedChunk, build_chunks
-from cli.database import Q, connect
+from cli.audience import STDIN, FileSource, QuerySource, Reading, Source
+from cli.chunks import (
+    BYTES_LIMIT,
+    DEFAULT_CHUNK_BYTES,
+    DEFAULT_CHUNK_SIZE,
+    Budget,
+    Campaign,
+    decode_body,
+    encode_chunk,
+)
 from cli.errors import Unavailable, UsageError
-from cli.output import Console
+from cli.meter import Meter
+from cli.output import PROGRAM, Console, number
 from cli.plan import FitPlan, fit_plan
 from cli.preview import preview_lines, to_json
-from cli.producer import Delivery, PublishUnavailable, Record, publish
-from cli.recipients import Audience, Format, detect_format, read_audience
+from cli.producer import Delivery, PublishUnavailable, Record, publish_stream
+from cli.recipients import Format, detect_format
+from cli.scan import Cut, Scan, scan
 from cli.sender import SenderFacts, sender_facts
 from cli.settings import CliSettings
+from cli.spool import Spool
 from cli.templates import load_template, template_variables
 from consumer.dispatch.tiers import parse_tier
-from consumer.intake.expand import OUTCOMES, expand, normalize_recipients
-from schemas.requests import BroadcastRequested, Sender
+from schemas.requests import Chunk, Sender
 from schemas.template import Template
 
-# Malformed rows listed in the one-line error (all of them in --json).
+# Malformed rows listed in the one-line error (up to scan.MAX_BAD_ROWS_KEPT in --json).
 _SHOWN_BAD_ROWS: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
 class PublishRequest:
-    recipients: Path
+    # A file, or "-" for stdin; None when `query` is the source.
+    recipients: Path | str | None
     format: Format
     template: Template
     sender: Sender
     campaign_id: uuid.UUID
     send_at: datetime | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
     dry_run: bool = False
     # Offline overrides of what the API would say.
     tier: int | None = None
     write_per_minute: int | None = None
+    query: QuerySource | None = None
+
+    @property
+    def source(self) -> Source:
+        if self.query is not None:
+            return self.query
+        return FileSource(str(self.recipients), self.format)
+
+    @property
+    def campaign(self) -> Campaign:
+        return Campaign(self.campaign_id, self.sender, self.template, self.send_at)
 
 
 @dataclass(slots=True)
 class Prepared:
-    """Everything known before publishing: the preview, the fit plan and the chunks."""
+    """Everything known before publishing: the preview, the fit plan and the chunks.
+
+    Unless this is a dry run, the chunks wait in `spool` for `send` (which closes it).
+    """
 
     request: PublishRequest
     rows: int
@@ -65,43 +99,61 @@ class Prepared:
     suppressions_checked: bool
     sender: SenderFacts
     fit: FitPlan
-    chunks: list[EncodedChunk]
+    chunks: list[Cut]
+    spool: Spool | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
 
-async def prepare(settings: CliSettings, request: PublishRequest, now: datetime) -> Prepared:
-    """Read, validate, preview and plan; `UsageError` on malformed input (nothing published)."""
-    audience = read_audience(request.recipients, request.format)
-    _refuse_bad_rows(audience, request.recipients)
-    if not audience.recipients:
-        raise UsageError(f"{request.recipients}: no recipients")
+
+async def prepare(
+    settings: CliSettings,
+    request: PublishRequest,
+    now: datetime,
+    *,
+    progress: TextIO | None = None,
+) -> Prepared:
+    """Read, validate, preview and plan; `UsageError` on malformed input (nothing published).
+
+    The source is read once, streaming (cli/scan.py); `progress` (stderr) gets a meter.
+    """
+    source = request.source
+    budget = Budget(request.chunk_size, request.chunk_bytes)
     warnings: list[str] = []
-    missing = sorted(template_variables(request.template) - audience.variables)
+    if isinstance(source, QuerySource) and not source.ordered:
+        warnings.append(
+            "the query has no ORDER BY: a re-run may cut different chunks (dead-lettered "
+            "as chunk_conflict); order by a unique key to make re-publishing safe"
+        )
+    spool = None if request.dry_run else Spool()
+    meter = Meter(progress or io.StringIO(), "read", f"{source.unit}s")
+    try:
+        result = await scan(
+            settings,
+            Reading(source),
+            request.campaign,
+            budget,
+            now,
+            spool=spool,
+            meter=meter,
+            warnings=warnings,
+        )
+        _refuse(result, source.label, source.unit)
+    except BaseException:
+        meter.abandon()
+        if spool is not None:
+            spool.close()
+        raise
+    missing = sorted(template_variables(request.template) - result.variables)
     if missing:
         warnings.append(
-            f"the template uses {', '.join(missing)}, which the file never provides: "
+            f"the template uses {', '.join(missing)}, which the "
+            f"{'query' if isinstance(source, QuerySource) else 'file'} never provides: "
             "those recipients are skipped as missing_variable"
         )
-    chunks = build_chunks(
-        campaign_id=request.campaign_id,
-        sender=request.sender,
-        template=request.template,
-        recipients=audience.recipients,
-        send_at=request.send_at,
-        chunk_size=request.chunk_size,
-    )
-    phones = normalize_recipients(audience.recipients)
-    suppressed, checked = await _suppressed(settings, request.campaign_id, phones, warnings)
-    # One event holding the whole audience: expand() then applies intake's rules across
-    # chunks too (the first occurrence of a phone wins, as the lowest chunk index does).
-    whole = BroadcastRequested(
-        campaign_id=request.campaign_id,
-        sender=request.sender,
-        template=request.template,
-        recipients=audience.recipients,
-    )
-    expansion = expand(whole, suppressed=suppressed, now=now, phones=phones)
-    counts: dict[str, int] = {outcome: expansion.counts[outcome] for outcome in OUTCOMES}
+    counts = result.counts
     sender = await sender_facts(
         settings,
         request.sender,
@@ -119,66 +171,82 @@ async def prepare(settings: CliSettings, request: PublishRequest, now: datetime)
         warnings.append("no recipient is eligible: the campaign will only record skips")
     return Prepared(
         request=request,
-        rows=audience.rows,
+        rows=result.rows,
         counts=counts,
-        suppressions_checked=checked,
+        suppressions_checked=result.suppressions_checked,
         sender=sender,
         fit=fit,
-        chunks=chunks,
+        chunks=result.cuts,
+        spool=spool,
         warnings=warnings,
     )
 
 
-async def send(settings: CliSettings, prepared: Prepared) -> list[Delivery]:
-    """Publish the prepared chunks, keyed by the campaign id."""
-    key = str(prepared.request.campaign_id).encode()
-    records = [Record(key, chunk.value) for chunk in prepared.chunks]
-    try:
-        return await publish(settings, records)
-    except PublishUnavailable as error:
-        raise Unavailable(
-            f"{error.message}; publish again with --campaign-id "
-            f"{prepared.request.campaign_id} to finish (repeated chunks are harmless)",
-            **error.details,
-            campaign_id=str(prepared.request.campaign_id),
-        ) from error
+async def send(
+    settings: CliSettings, prepared: Prepared, *, progress: TextIO | None = None
+) -> list[Delivery]:
+    """Publish the spooled chunks in order, keyed by the campaign id; closes the spool."""
+    spool, request = prepared.spool, prepared.request
+    if spool is None:
+        raise UsageError("a dry run has nothing to publish")
+    key = str(request.campaign_id).encode()
+    campaign, cuts, count = request.campaign, prepared.chunks, len(prepared.chunks)
+    meter = Meter(progress or io.StringIO(), "publish", "chunks")
+    acknowledged = [0, 0]  # chunks, recipients
 
+    async def records() -> Any:
+        for cut, body in zip(cuts, spool, strict=True):
+            chunk = Chunk(index=cut.index, count=count)
+            _event, value = encode_chunk(campaign, decode_body(body), chunk)
+            if len(value) != cut.bytes:
+                # The plan promised both budgets; never publish past it.
+                raise RuntimeError(f"chunk {cut.index} is {len(value)} bytes, planned {cut.bytes}")
+            yield Record(key, value)
 
-def _refuse_bad_rows(audience: Audience, path: Path) -> None:
-    bad = audience.bad_rows
-    if not bad:
-        return
-    shown = "; ".join(f"line {row.line}: {row.reason}" for row in bad[:_SHOWN_BAD_ROWS])
-    more = f"; and {len(bad) - _SHOWN_BAD_ROWS} more" if len(bad) > _SHOWN_BAD_ROWS else ""
-    plural = "row" if len(bad) == 1 else "rows"
-    raise UsageError(
-        f"{path}: {len(bad)} malformed {plural}, nothing published: {shown}{more}",
-        bad_rows=[{"line": row.line, "reason": row.reason} for row in bad],
+    def delivered(_delivery: Delivery) -> None:
+        acknowledged[1] += cuts[acknowledged[0]].recipients
+        acknowledged[0] += 1
+        meter.update(acknowledged[0], total=count, detail=f"{number(acknowledged[1])} recipients")
+
+    finish = (
+        f"publish again with --campaign-id {request.campaign_id} to finish "
+        "(repeated chunks are harmless)"
     )
-
-
-async def _suppressed(
-    settings: CliSettings,
-    campaign_id: uuid.UUID,
-    phones: list[str | None],
-    warnings: list[str],
-) -> tuple[set[str], bool]:
-    """The suppressed phones of the audience, and whether the list could be read at all."""
-    wanted = sorted({phone for phone in phones if phone is not None})
     try:
-        async with connect(settings) as connection:
-            rows = await connection.fetch(Q["suppressed_phones"], wanted)
-            existing = await connection.fetchrow(Q["campaign_overview"], campaign_id)
-    except Unavailable as error:
-        warnings.append(f"suppressions not checked: {error.message}")
-        return set(), False
-    if existing is not None:
-        warnings.append(
-            f"campaign {campaign_id} already exists (state {existing['state']}, "
-            f"{existing['chunks_received']}/{existing['chunk_count']} chunks): the same "
-            "chunks again change nothing, different ones are dead-lettered"
+        deliveries = await publish_stream(settings, records(), total=count, on_delivery=delivered)
+    except PublishUnavailable as error:
+        meter.abandon()
+        raise Unavailable(
+            f"{error.message}; {finish}", **error.details, campaign_id=str(request.campaign_id)
+        ) from error
+    except asyncio.CancelledError:
+        meter.abandon()
+        (progress or io.StringIO()).write(
+            f"{PROGRAM}: interrupted after {acknowledged[0]} of {count} chunks; {finish}\n"
         )
-    return {row["phone"] for row in rows}, True
+        raise
+    finally:
+        spool.close()
+    meter.finish(acknowledged[0], total=count, detail=f"{number(acknowledged[1])} recipients")
+    return deliveries
+
+
+def _refuse(result: Scan, label: str, unit: str) -> None:
+    """`UsageError` for malformed rows (nothing is published) or for no recipients."""
+    bad = result.bad_rows
+    if not bad:
+        if not result.cuts:
+            raise UsageError(f"{label}: no recipients")
+        return
+    total = result.bad_total
+    shown = "; ".join(f"{unit} {row.line}: {row.reason}" for row in bad[:_SHOWN_BAD_ROWS])
+    more = f"; and {total - _SHOWN_BAD_ROWS} more" if total > _SHOWN_BAD_ROWS else ""
+    plural = "row" if total == 1 else "rows"
+    raise UsageError(
+        f"{label}: {total} malformed {plural}, nothing published: {shown}{more}",
+        bad_rows=[{unit: row.line, "reason": row.reason} for row in bad],
+        bad_rows_total=total,
+    )
 
 
 # --- command line ---------------------------------------------------------------------
@@ -188,12 +256,22 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "publish",
         parents=[common],
-        help="preview, plan and publish a broadcast from a CSV or JSONL file",
+        help="preview, plan and publish a broadcast from a CSV/JSONL file or a query",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("recipients", type=Path, help="CSV or JSONL file of recipients")
+    parser.add_argument(
+        "recipients", nargs="?", help="CSV or JSONL file of recipients, or - for stdin"
+    )
     parser.add_argument("--format", choices=["csv", "jsonl"], help="default: from the suffix")
+    parser.add_argument(
+        "--from-query",
+        metavar="SQL",
+        help="read the recipients from this PostgreSQL query (columns as in a CSV)",
+    )
+    parser.add_argument(
+        "--from-database", metavar="URL", help="where --from-query runs (default DATABASE_URL)"
+    )
     parser.add_argument("--template", dest="template_name", help="template name")
     parser.add_argument("--language", help="template language code, e.g. id_ID")
     parser.add_argument(
@@ -215,7 +293,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--chunk-size",
         type=int,
         default=DEFAULT_CHUNK_SIZE,
-        help=f"recipients per event (default {DEFAULT_CHUNK_SIZE:,}; events stay under 768 KiB)",
+        help=f"most recipients per event (default {DEFAULT_CHUNK_SIZE:,})",
+    )
+    parser.add_argument(
+        "--chunk-bytes",
+        type=int,
+        default=DEFAULT_CHUNK_BYTES,
+        help=f"most bytes per event (default {DEFAULT_CHUNK_BYTES:,}, at most {BYTES_LIMIT:,})",
     )
     parser.add_argument("--dry-run", action="store_true", help="preview and plan only")
     parser.add_argument("--tier", help="the sender's tier when the API is not reachable")
@@ -225,8 +309,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=_handle)
 
 
-def request_from(args: argparse.Namespace) -> PublishRequest:
-    """The publish request the parsed flags describe; `UsageError` for bad values."""
+def request_from(args: argparse.Namespace, database_url: str) -> PublishRequest:
+    """The publish request the parsed flags describe; `UsageError` for bad values.
+
+    `database_url` is where `--from-query` runs without `--from-database`.
+    """
+    recipients, query = _source_flags(args, database_url)
     template = load_template(
         name=args.template_name,
         language=args.language,
@@ -255,18 +343,44 @@ def request_from(args: argparse.Namespace) -> PublishRequest:
             raise UsageError(f"--tier {args.tier!r}: expected 250, 1000, TIER_10K, unlimited...")
     if args.write_per_minute is not None and args.write_per_minute < 1:
         raise UsageError("--write-per-minute must be at least 1")
+    budget = Budget(args.chunk_size, args.chunk_bytes)  # refuses bad values up front
+    fmt: Format = "csv"
+    if recipients == STDIN:
+        fmt = detect_format(Path("-.csv"), args.format)
+    elif recipients is not None:
+        fmt = detect_format(Path(recipients), args.format)
     return PublishRequest(
-        recipients=args.recipients,
-        format=detect_format(args.recipients, args.format),
+        recipients=recipients,
+        format=fmt,
         template=template,
         sender=sender,
         campaign_id=campaign_id,
         send_at=_send_at(args.send_at),
-        chunk_size=args.chunk_size,
+        chunk_size=budget.recipients,
+        chunk_bytes=budget.bytes,
         dry_run=args.dry_run,
         tier=tier,
         write_per_minute=args.write_per_minute,
+        query=query,
     )
+
+
+def _source_flags(
+    args: argparse.Namespace, database_url: str
+) -> tuple[str | None, QuerySource | None]:
+    if args.recipients is not None and args.from_query is not None:
+        raise UsageError("give a recipients file or --from-query, not both")
+    if args.recipients is None and args.from_query is None:
+        raise UsageError("give a recipients file (- for stdin) or --from-query")
+    if args.from_query is None:
+        if args.from_database is not None:
+            raise UsageError("--from-database goes with --from-query")
+        return args.recipients, None
+    if args.format is not None:
+        raise UsageError("--format is for recipients files, not --from-query")
+    if not args.from_query.strip():
+        raise UsageError("--from-query is empty")
+    return None, QuerySource(args.from_query, args.from_database or database_url)
 
 
 def _send_at(raw: str | None) -> datetime | None:
@@ -282,12 +396,17 @@ def _send_at(raw: str | None) -> datetime | None:
 
 
 async def _handle(settings: CliSettings, console: Console, args: argparse.Namespace) -> int:
-    request = request_from(args)
-    prepared = await prepare(settings, request, datetime.now(UTC))
-    for warning in prepared.warnings:
-        console.warn(warning)
-    console.lines(preview_lines(settings, prepared))
-    deliveries = None if request.dry_run else await send(settings, prepared)
+    request = request_from(args, settings.database_url)
+    prepared = await prepare(settings, request, datetime.now(UTC), progress=console.err)
+    try:
+        for warning in prepared.warnings:
+            console.warn(warning)
+        console.lines(preview_lines(settings, prepared))
+        deliveries = (
+            None if request.dry_run else await send(settings, prepared, progress=console.err)
+        )
+    finally:
+        prepared.close()
     if deliveries is None:
         console.line("dry run: nothing published")
     else:

@@ -23,15 +23,21 @@ Two kinds of bad rows:
   each one in the ledger as skipped with its reason, and the preview counts them.
 
 Line numbers are 1-based physical lines of the file (the CSV header is line 1).
+
+`CsvRows` and `JsonlRows` read one line at a time (memory: one row), from
+`decode_lines` over a binary file or from any text; `parse_csv`/`parse_jsonl`
+collect them into an `Audience` when a whole file in memory is fine. The column
+mapping (`recipient_from`) is shared with the query source (cli/audience.py).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypeAlias
 
 import msgspec
 
@@ -53,6 +59,17 @@ _jsonl_decoder: Final = msgspec.json.Decoder(Recipient)
 class BadRow:
     line: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A row that became a recipient, with its line."""
+
+    line: int
+    recipient: Recipient
+
+
+Row: TypeAlias = Parsed | BadRow
 
 
 @dataclass(slots=True)
@@ -93,8 +110,18 @@ def decode_text(data: bytes, name: str) -> str:
         raise UsageError(f"{name} line {line}: not UTF-8 text") from None
 
 
+def decode_lines(lines: Iterable[bytes], name: str) -> Iterator[str]:
+    """Each `\n`-terminated line as text (the BOM dropped); `UsageError` on a bad byte."""
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"{name} line {number}: not UTF-8 text") from None
+        yield text
+
+
 def read_audience(path: Path, fmt: Format) -> Audience:
-    """Read and parse a recipients file; `UsageError` when it cannot be read at all."""
+    """Read and parse a whole recipients file; `UsageError` when it cannot be read at all."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -115,102 +142,150 @@ def _check_phone(raw: object) -> str | None:
     return None
 
 
-def parse_jsonl(text: str) -> Audience:
-    audience = Audience()
-    # Split on "\n" only, so line numbers match what an editor shows.
-    for number, raw_line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
-        line = raw_line.removesuffix("\r")
-        if not line.strip():
-            continue
-        try:
-            recipient = _jsonl_decoder.decode(line)
-        except msgspec.ValidationError as error:
-            audience.bad_rows.append(BadRow(number, _reason(error)))
-            continue
-        except msgspec.DecodeError as error:
-            audience.bad_rows.append(BadRow(number, f"not a JSON object ({error})"))
-            continue
-        problem = _check_phone(recipient.phone)
-        if problem:
-            audience.bad_rows.append(BadRow(number, problem))
-            continue
-        audience.recipients.append(recipient)
-        audience.lines.append(number)
-        audience.variables.update(recipient.variables)
-    return audience
+def recipient_from(
+    phone: object, opted_in_at: object, variables: Mapping[str, object]
+) -> Recipient | str:
+    """A recipient from column values, or why the row is malformed.
+
+    Empty text and None are absent values: no opt-in, no variable.
+    """
+    problem = _check_phone(phone)
+    if problem:
+        return problem
+    if isinstance(opted_in_at, str):
+        opted_in_at = opted_in_at.strip() or None
+    document = {
+        PHONE: phone.strip() if isinstance(phone, str) else phone,
+        OPTED_IN_AT: opted_in_at,
+        "variables": {
+            key: value for key, value in variables.items() if value is not None and value != ""
+        },
+    }
+    try:
+        return msgspec.convert(document, Recipient)
+    except msgspec.ValidationError as error:
+        return _reason(error)
+
+
+class JsonlRows:
+    """JSONL lines -> rows; blank lines skipped; `variables`: every key seen so far."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = lines
+        self.variables: set[str] = set()
+
+    def __iter__(self) -> Iterator[Row]:
+        for number, raw_line in enumerate(self._lines, start=1):
+            line = raw_line.removesuffix("\n").removesuffix("\r")
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            if not line.strip():
+                continue
+            try:
+                recipient = _jsonl_decoder.decode(line)
+            except msgspec.ValidationError as error:
+                yield BadRow(number, _reason(error))
+                continue
+            except msgspec.DecodeError as error:
+                yield BadRow(number, f"not a JSON object ({error})")
+                continue
+            problem = _check_phone(recipient.phone)
+            if problem:
+                yield BadRow(number, problem)
+                continue
+            self.variables.update(recipient.variables)
+            yield Parsed(number, recipient)
 
 
 def _header(row: list[str], name: str) -> list[str]:
     columns = [column.strip() for column in row]
+    check_columns(columns, f"{name} line 1: ", "header")
+    return columns
+
+
+def check_columns(columns: list[str], where: str, what: str) -> None:
+    """`phone` and `opted_in_at` present, the rest usable as variable names."""
     if PHONE not in columns or OPTED_IN_AT not in columns:
         raise UsageError(
-            f"{name} line 1: the header needs `{PHONE}` and `{OPTED_IN_AT}` columns, "
+            f"{where}the {what} needs `{PHONE}` and `{OPTED_IN_AT}` columns, "
             f"got {', '.join(columns) or 'nothing'}"
         )
     seen: set[str] = set()
     for column in columns:
         if not column:
-            raise UsageError(f"{name} line 1: a column has no name")
+            raise UsageError(f"{where}a column has no name")
         if column in seen:
-            raise UsageError(f"{name} line 1: column `{column}` appears twice")
+            raise UsageError(f"{where}column `{column}` appears twice")
         if len(column) > MAX_VARIABLE_NAME:
             raise UsageError(
-                f"{name} line 1: column name `{column[:20]}...` is over "
-                f"{MAX_VARIABLE_NAME} characters"
+                f"{where}column name `{column[:20]}...` is over {MAX_VARIABLE_NAME} characters"
             )
         seen.add(column)
     if len(columns) - 2 > MAX_VARIABLES:
-        raise UsageError(f"{name} line 1: more than {MAX_VARIABLES} variable columns")
-    return columns
+        raise UsageError(f"{where}more than {MAX_VARIABLES} variable columns")
+
+
+class CsvRows:
+    """CSV lines -> rows; `variables`: the header's variable columns once it is read."""
+
+    def __init__(self, lines: Iterable[str], name: str = "recipients") -> None:
+        self._lines = lines
+        self._name = name
+        self.variables: set[str] = set()
+
+    def __iter__(self) -> Iterator[Row]:
+        name = self._name
+        reader = csv.reader(self._lines, strict=True)
+        columns: list[str] | None = None
+        previous_end = 0
+        while True:
+            start = previous_end + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                yield BadRow(start, f"not valid CSV ({error})")
+                break
+            previous_end = reader.line_num
+            if start == 1 and row:
+                row[0] = row[0].removeprefix("\ufeff")
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if columns is None:
+                if start != 1:
+                    raise UsageError(f"{name}: the header must be on line 1")
+                columns = _header(row, name)
+                self.variables.update(c for c in columns if c not in (PHONE, OPTED_IN_AT))
+                continue
+            if len(row) != len(columns):
+                yield BadRow(start, f"{len(row)} fields where the header has {len(columns)}")
+                continue
+            values = dict(zip(columns, row, strict=True))
+            result = recipient_from(values.pop(PHONE), values.pop(OPTED_IN_AT), values)
+            yield BadRow(start, result) if isinstance(result, str) else Parsed(start, result)
+        if columns is None:
+            raise UsageError(f"{name}: empty file (expected a header row)")
+
+
+def _collect(rows: Iterable[Row], variables: set[str]) -> Audience:
+    audience = Audience()
+    for row in rows:
+        if isinstance(row, BadRow):
+            audience.bad_rows.append(row)
+        else:
+            audience.recipients.append(row.recipient)
+            audience.lines.append(row.line)
+    audience.variables = variables
+    return audience
+
+
+def parse_jsonl(text: str) -> Audience:
+    # Split on "\n" only, so line numbers match what an editor shows.
+    rows = JsonlRows(text.split("\n"))
+    return _collect(rows, rows.variables)
 
 
 def parse_csv(text: str, name: str = "recipients") -> Audience:
-    audience = Audience()
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
-    columns: list[str] | None = None
-    previous_end = 0
-    while True:
-        start = previous_end + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            audience.bad_rows.append(BadRow(start, f"not valid CSV ({error})"))
-            break
-        previous_end = reader.line_num
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if columns is None:
-            if start != 1:
-                raise UsageError(f"{name}: the header must be on line 1")
-            columns = _header(row, name)
-            audience.variables.update(c for c in columns if c not in (PHONE, OPTED_IN_AT))
-            continue
-        if len(row) != len(columns):
-            audience.bad_rows.append(
-                BadRow(start, f"{len(row)} fields where the header has {len(columns)}")
-            )
-            continue
-        values = dict(zip(columns, row, strict=True))
-        phone = values.pop(PHONE)
-        opted_in_at = values.pop(OPTED_IN_AT).strip()
-        problem = _check_phone(phone)
-        if problem:
-            audience.bad_rows.append(BadRow(start, problem))
-            continue
-        document = {
-            PHONE: phone.strip(),
-            OPTED_IN_AT: opted_in_at or None,
-            "variables": {key: value for key, value in values.items() if value != ""},
-        }
-        try:
-            recipient = msgspec.convert(document, Recipient)
-        except msgspec.ValidationError as error:
-            audience.bad_rows.append(BadRow(start, _reason(error)))
-            continue
-        audience.recipients.append(recipient)
-        audience.lines.append(start)
-    if columns is None:
-        raise UsageError(f"{name}: empty file (expected a header row)")
-    return audience
+    rows = CsvRows(io.StringIO(text, newline=""), name)
+    return _collect(rows, rows.variables)

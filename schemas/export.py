@@ -47,6 +47,8 @@ def request_event_schema() -> dict[str, Any]:
         "description": (
             "One message on the `broadcast.requests` topic, tagged by `type`. "
             "Unknown fields are ignored; fields are added, never renamed. "
+            "Each message must be at most 1 MiB; a big audience is split into chunks "
+            "of one campaign (see `Chunk` for how to cut them). "
             f"Generated from schemas/requests.py by `{REGENERATE_COMMAND}`; do not edit."
         ),
         **schema,

@@ -117,7 +117,26 @@ class Sender(_Struct, frozen=True, kw_only=True):
 
 # omit_defaults=False: a chunk is written out in full, as `{}` would be opaque.
 class Chunk(_Struct, omit_defaults=False, frozen=True, kw_only=True):
-    """This event's place among the chunks of one campaign (`index` < `count`)."""
+    """This event's place among the chunks of one campaign (`index` < `count`).
+
+    A big audience is published as `count` events of one campaign, all with the
+    same `campaign_id` (also the Kafka key), `sender`, `template` and `send_at`,
+    numbered `index` 0 to `count - 1`. Each event holds at most 10,000
+    recipients and must stay well under 1 MiB encoded (`broadcast publish` cuts
+    at 5,000 recipients or 512 KiB, whichever comes first). To chunk in any
+    language: (1) fix the recipients' order (e.g. ORDER BY a unique key);
+    (2) pack greedily: a recipient joins the current chunk unless that would
+    exceed the recipient budget or the encoded event's byte budget, else it
+    starts the next chunk; (3) `count` must be right in every chunk, so read the
+    whole audience first (count it, or spool the chunks) and only then publish;
+    (4) publish with acks=all and an idempotent producer. Chunks may arrive in
+    any order and more than once: the same `index` with the same recipients is
+    a redelivery and changes nothing, so an interrupted publish is finished by
+    publishing every chunk again with the same `campaign_id`; the same `index`
+    with different recipients is dead-lettered as `chunk_conflict`, so the cut
+    must be deterministic. A phone in several chunks counts once (the lowest
+    `index` wins).
+    """
 
     index: Annotated[int, Meta(ge=0)] = 0
     count: Annotated[int, Meta(ge=1, le=100_000)] = 1
