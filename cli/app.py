@@ -24,6 +24,7 @@ from cli import (
     errors,
     failures,
     projector,
+    prune,
     publish,
     senders,
     status,
@@ -78,7 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
     common = _common()
-    for module in (publish, status, failures, control, suppression, senders, projector, doctor):
+    for module in (
+        publish,
+        status,
+        failures,
+        control,
+        suppression,
+        senders,
+        projector,
+        prune,
+        doctor,
+    ):
         module.register(commands, common)
     demo.register(commands)
     return parser

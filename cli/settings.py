@@ -4,8 +4,10 @@ Environment variables (same names and defaults as the services, design.md):
 `KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `KIRIM_BASE_URL`, `KIRIM_API_KEY`,
 `KIRIM_WEBHOOK_SECRETS`, `REQUESTS_TOPIC`, `REQUESTS_DLQ_TOPIC`, `STATUS_TOPIC`,
 `REQUESTS_TOPIC_PARTITIONS` (used when `publish` creates the topic),
-`QUOTA_WINDOW_SECONDS` (the fit plan's window) and `BROADCAST_TIMEOUT`
-(seconds allowed for each connection, default 15). Command-line flags override
+`QUOTA_WINDOW_SECONDS` (the fit plan's window; `prune` keeps every quota
+contact inside it), `RETENTION_DAYS` (how long `prune` keeps a finished
+campaign, default 30) and `BROADCAST_TIMEOUT` (seconds allowed for each
+connection, default 15). Command-line flags override
 them (`with_overrides`).
 """
 
@@ -22,6 +24,7 @@ from runtime.env import SettingsError, env_float, env_int, env_list, env_str
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 DEFAULT_REQUESTS_PARTITIONS = 6
+DEFAULT_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +41,8 @@ class CliSettings:
     status_topic: str = defaults.STATUS_TOPIC
     requests_partitions: int = DEFAULT_REQUESTS_PARTITIONS
     quota_window_seconds: int = defaults.QUOTA_WINDOW_SECONDS
+    # Days a campaign stays in the hot tables after it became terminal (`prune`).
+    retention_days: int = DEFAULT_RETENTION_DAYS
     # Bound on each connection attempt and each Kafka publish.
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     # Who is at the keyboard, for the control events' `requested_by`.
@@ -67,6 +72,7 @@ class CliSettings:
             quota_window_seconds=env_int(
                 env, "QUOTA_WINDOW_SECONDS", defaults.QUOTA_WINDOW_SECONDS, minimum=1
             ),
+            retention_days=env_int(env, "RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=0),
             timeout_seconds=env_float(
                 env, "BROADCAST_TIMEOUT", DEFAULT_TIMEOUT_SECONDS, minimum=0.1
             ),

@@ -12,7 +12,9 @@ Procedure:
    scratch table (same fold, same merge as the live projector).
 3. In ONE transaction: lock `message_statuses` against writers (readers carry
    on with the old rows), catch up to the topic's new end offsets, delete
-   every row of `message_statuses` and copy the scratch table in; commit.
+   every row of `message_statuses` and copy the scratch table in, less the
+   message ids of pruned campaigns (`pruned_messages`, written by `broadcast
+   prune`: the topic still holds their events); commit.
    Everything the live projector folded before the lock came from offsets
    below those new ends, so nothing is lost; what it folds after the commit is
    merged on top, which is what the fold is for. The views keep their table.
@@ -22,13 +24,16 @@ The live projector may keep running throughout; it only waits during step 3.
 Suppressions found in the replay are added to the live list (never removed).
 Records set aside (`status_rejects`) are set aside again, by the same checks and
 the same isolation as the live projector's, so both tables agree; the rejects
-table is the live one, where a position already recorded is left as it is.
+table is the live one, where a position already recorded is left as it is, and
+those keyed by a pruned message id are deleted again at the swap.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,8 +43,12 @@ from projector.records import read_batch
 from projector.settings import ProjectorSettings
 from projector.store import QUERIES, write_records
 from runtime.logs import get_logger
+from runtime.sqlfiles import load_queries
 
 log = get_logger(__name__)
+
+# Retention's part of the swap (cli/prune.py writes the tombstones).
+PRUNED: Final = load_queries(Path(__file__).with_name("sql") / "pruned.sql")
 
 
 class RebuildError(RuntimeError):
@@ -109,8 +118,10 @@ async def rebuild(settings: ProjectorSettings) -> RebuildReport:
                 async with connection.transaction():
                     await connection.execute(QUERIES["lock_statuses"])
                     await _replay(consumer, connection, partitions, settings, report)
+                    await connection.execute(PRUNED["drop_pruned_from_rebuild"])
                     await connection.execute(QUERIES["delete_statuses"])
                     await connection.execute(QUERIES["copy_rebuild_into_statuses"])
+                    await connection.execute(PRUNED["drop_pruned_rejects"])
                     report.rows = await connection.fetchval(QUERIES["count_rebuild"])
             finally:
                 await consumer.stop()

@@ -1,5 +1,5 @@
 -- Named queries of the `broadcast` command (loaded by cli/database.py). The CLI reads
--- the public views; its only writes are retry, suppressions and sender resume.
+-- the public views; its only writes are retry, suppressions, sender resume and prune.
 
 -- name: campaign_overview
 SELECT campaign_id, state, state_reason, phone_number_id, template_name, chunk_count,
@@ -119,3 +119,173 @@ FROM before AS b;
 
 -- name: applied_migrations
 SELECT version, name, checksum FROM schema_migrations ORDER BY version;
+
+-- Retention: `broadcast prune` (cli/prune.py, docs/design.md "Retention"). Every
+-- delete is a batch of at most $n rows in a statement of its own (autocommit), so no
+-- transaction holds locks or a snapshot for long; none touches a row a dispatcher
+-- may still write.
+
+-- name: try_prune_lock
+-- One prune at a time; a session lock, released by release_prune_lock or on disconnect.
+SELECT pg_try_advisory_lock(hashtextextended('broadcast.prune', 0));
+
+-- name: release_prune_lock
+SELECT pg_advisory_unlock(hashtextextended('broadcast.prune', 0));
+
+-- name: prune_candidates
+-- Campaigns past retention: terminal as campaign_overview says (nothing pending, queued
+-- or sent) or cancelled, and unchanged since $1: neither the campaign's row nor any
+-- recipient's row or status event is newer. Only campaigns whose own row is older than
+-- $1 are looked into (each through the ledger's primary key), so the cost is the
+-- history being pruned, not the whole ledger.
+SELECT c.campaign_id, c.state, c.phone_number_id, r.recipients, r.statuses,
+       GREATEST(c.updated_at, r.last_change) AS terminal_at
+FROM campaigns AS c
+CROSS JOIN LATERAL (
+    SELECT count(*) AS recipients,
+           count(*) FILTER (WHERE s.status IN ('pending', 'queued', 'sent')) AS in_progress,
+           count(ms.message_id) AS statuses,
+           max(s.updated_at) AS last_change
+    FROM campaign_recipient_status AS s
+    LEFT JOIN message_statuses AS ms ON ms.message_id = s.message_id
+    WHERE s.campaign_id = c.campaign_id
+) AS r
+WHERE c.updated_at < $1
+  AND (c.state = 'cancelled' OR r.in_progress = 0)
+  AND GREATEST(c.updated_at, r.last_change) < $1
+ORDER BY terminal_at, c.campaign_id;
+
+-- name: row_bytes
+-- Average bytes per row of a table, its indexes and TOAST included, from the planner's
+-- statistics (no scan); NULL before the table was first analysed.
+SELECT CASE WHEN c.reltuples > 0 THEN pg_total_relation_size(c.oid) / c.reltuples END
+FROM pg_class AS c
+WHERE c.oid = $1::regclass;
+
+-- name: prune_campaign_start
+-- Recorded before the first row goes; a campaign resumed after an interrupted prune keeps
+-- its first record.
+INSERT INTO pruned_campaigns (campaign_id, phone_number_id, state, recipients, terminal_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (campaign_id) DO NOTHING;
+
+-- name: prune_ledger_batch
+-- Up to $3 of the campaign's recipients after phone $2 (keyset: never re-reads the dead
+-- rows of earlier batches), with their statuses; their message ids become tombstones in
+-- the same transaction. A pending row is left alone: only a retry makes one, and it is
+-- then the dispatcher's again. The keys go through arrays so that every delete is a
+-- probe of its table's index (a join with the batch would be planned as a hash join
+-- over the whole table, once per batch).
+WITH batch AS MATERIALIZED (
+    SELECT phone, message_id
+    FROM ledger
+    WHERE campaign_id = $1 AND phone > $2 AND status <> 'pending'
+    ORDER BY phone
+    LIMIT $3
+    FOR UPDATE
+), keys AS MATERIALIZED (
+    SELECT ARRAY(SELECT phone FROM batch) AS phones,
+           ARRAY(SELECT message_id FROM batch WHERE message_id IS NOT NULL) AS message_ids,
+           (SELECT max(phone) FROM batch) AS last_phone
+), tombstones AS (
+    INSERT INTO pruned_messages (message_id, campaign_id)
+    SELECT unnest(message_ids), $1 FROM keys
+    ON CONFLICT (message_id) DO NOTHING
+), statuses AS (
+    DELETE FROM message_statuses
+    WHERE message_id = ANY ((SELECT message_ids FROM keys)::text[])
+    RETURNING 1
+), failures AS (
+    -- The reconciler's backlog entries (migration 0006): nothing is left to reconcile.
+    DELETE FROM status_failures
+    WHERE message_id = ANY ((SELECT message_ids FROM keys)::text[])
+), gone AS (
+    DELETE FROM ledger
+    WHERE campaign_id = $1 AND phone = ANY ((SELECT phones FROM keys)::text[])
+    RETURNING 1
+)
+SELECT (SELECT last_phone FROM keys) AS last_phone,
+       (SELECT count(*) FROM gone) AS ledger_rows,
+       (SELECT count(*) FROM statuses) AS status_rows;
+
+-- name: prune_campaign_finish
+-- The campaign row (its chunks follow by cascade) once no recipient row is left, and its
+-- early control events; returns whether it went.
+WITH gone AS (
+    DELETE FROM campaigns AS c
+    WHERE c.campaign_id = $1
+      AND NOT EXISTS (SELECT 1 FROM ledger AS l WHERE l.campaign_id = $1)
+    RETURNING c.campaign_id
+), controls AS (
+    DELETE FROM intake_early_controls AS e
+    WHERE e.campaign_id IN (SELECT campaign_id FROM gone)
+), done AS (
+    UPDATE pruned_campaigns AS p SET completed_at = now()
+    WHERE p.campaign_id IN (SELECT campaign_id FROM gone)
+)
+SELECT EXISTS (SELECT 1 FROM gone);
+
+-- name: prune_sweep_statuses
+-- Statuses the live projector folded for a pruned message after its campaign went (a
+-- late receipt), $2 tombstones after $1 at a time. A message id a live ledger row holds
+-- (adopted since) is not the pruned campaign's any more and is kept. Arrays again, for
+-- index probes.
+WITH batch AS MATERIALIZED (
+    SELECT message_id FROM pruned_messages
+    WHERE message_id > $1
+    ORDER BY message_id
+    LIMIT $2
+), keys AS MATERIALIZED (
+    SELECT ARRAY(SELECT b.message_id FROM batch AS b
+                 WHERE NOT EXISTS (SELECT 1 FROM ledger AS l
+                                   WHERE l.message_id = b.message_id)) AS message_ids,
+           (SELECT max(message_id) FROM batch) AS last_id
+), gone AS (
+    DELETE FROM message_statuses
+    WHERE message_id = ANY ((SELECT message_ids FROM keys)::text[])
+    RETURNING 1
+), failures AS (
+    DELETE FROM status_failures
+    WHERE message_id = ANY ((SELECT message_ids FROM keys)::text[])
+)
+SELECT (SELECT last_id FROM keys) AS last_id, (SELECT count(*) FROM gone) AS deleted;
+
+-- name: prune_sweep_rejects
+-- Status records set aside whose Kafka key (the message id, as the bridge produces it)
+-- names a pruned message. The table is small; each of its rows is one probe of the
+-- tombstones' key. A key that is not ASCII text matches nothing and is kept.
+DELETE FROM status_rejects AS r
+USING pruned_messages AS p
+WHERE p.message_id = encode(r.message_key, 'escape')
+  AND NOT EXISTS (SELECT 1 FROM ledger AS l WHERE l.message_id = p.message_id);
+
+-- name: quota_budget_keys
+-- Every budget key of quota_contacts, one index probe per key (a loose index scan: the
+-- table holds many rows per key and few keys).
+WITH RECURSIVE keys AS (
+    (SELECT budget_key FROM quota_contacts ORDER BY budget_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.budget_key FROM quota_contacts AS q
+            WHERE q.budget_key > k.budget_key ORDER BY q.budget_key LIMIT 1)
+    FROM keys AS k
+    WHERE k.budget_key IS NOT NULL
+)
+SELECT budget_key FROM keys WHERE budget_key IS NOT NULL;
+
+-- name: quota_prunable
+-- Quota contacts of budget $1 older than $2, which no rolling window counts any more.
+SELECT count(*) FROM quota_contacts WHERE budget_key = $1 AND last_contact_at < $2;
+
+-- name: prune_quota_batch
+-- Up to $3 of them. A row a dispatcher is renewing is skipped (SKIP LOCKED), and the
+-- age is checked again on the row deleted, so a contact renewed meanwhile stays.
+WITH batch AS (
+    SELECT phone FROM quota_contacts
+    WHERE budget_key = $1 AND last_contact_at < $2
+    ORDER BY last_contact_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM quota_contacts AS q
+USING batch AS b
+WHERE q.budget_key = $1 AND q.phone = b.phone AND q.last_contact_at < $2;
