@@ -277,6 +277,21 @@ async def client_speed(seconds: float) -> str:
     )
 
 
+async def http_ceiling(seconds: float) -> float:
+    """Figure (d)'s last row alone: the dispatcher's client, 50 in flight, sends/s."""
+    with sandbox(sandbox_config(UNLIMITED_RATE)) as box:
+        ours = KirimClient(box.api_url, defaults.KIRIM_API_KEY)
+
+        async def via_ours(key: str, body: bytes) -> int:
+            return (await ours.send_template(SENDER, key, body)).status
+
+        try:
+            sends, elapsed, _ = await _drive(via_ours, seconds, 50, seed=7)
+        finally:
+            await ours.close()
+    return sends / elapsed
+
+
 async def restart_after_kill(database_url: str, kafka_bootstrap: str, count: int) -> str:
     """Kill a sending process once a third of the audience is accepted, restart it, and
     time the first acceptance of a recipient it had not sent yet."""

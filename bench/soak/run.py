@@ -18,15 +18,13 @@ import asyncpg
 import httpx
 import msgspec
 
+from bench.private_stack import private_stack
 from bench.soak import chaos, traffic, verdict
 from bench.soak.processes import ROOT, Infrastructure, ServiceProcess
-from devstack.kafka import KafkaBroker
-from devstack.postgres import PostgresServer
 from devstack.procs import free_port
 from runtime import defaults
 from runtime.db import create_pool
-from runtime.migrate import migrate_url
-from runtime.topics import REPLAYABLE, ensure_topics
+from runtime.topics import REPLAYABLE
 
 SECRET = "whsec_soak_" + "s" * 24
 REQUESTS, DLQ, STATUS = "broadcast.requests", "broadcast.requests.dlq", "kirim.message-status"
@@ -145,23 +143,9 @@ def services(
 
 @contextlib.asynccontextmanager
 async def infrastructure(plan: Plan) -> AsyncIterator[tuple[Infrastructure, str]]:
-    kafka = KafkaBroker(plan.state_dir / "kafka", port=free_port(), controller_port=free_port())
-    postgres = PostgresServer(plan.state_dir / "postgres", port=free_port())
-    await asyncio.to_thread(kafka.start)
-    await asyncio.to_thread(postgres.start)
-    try:
-        await asyncio.to_thread(postgres.ensure_database, "soak")
-        url = postgres.url("soak")
-        await migrate_url(url)
-        await ensure_topics(
-            kafka.bootstrap_servers,
-            {REQUESTS: 6, DLQ: 1, STATUS: 3},
-            configs={STATUS: REPLAYABLE},
-        )
-        yield Infrastructure(kafka, postgres), url
-    finally:
-        await asyncio.to_thread(kafka.stop)
-        await asyncio.to_thread(postgres.destroy)
+    topics = {REQUESTS: 6, DLQ: 1, STATUS: 3}
+    async with private_stack(plan.state_dir, topics, {STATUS: REPLAYABLE}) as stack:
+        yield Infrastructure(stack.kafka, stack.postgres), stack.database_url
 
 
 async def _sandbox(

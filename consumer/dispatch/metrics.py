@@ -70,6 +70,14 @@ IN_DOUBT_SETTLED = Counter(
     "message they became) or unknown (left to an operator as outcome_unknown).",
     ["outcome"],
 )
+STATEMENT_SECONDS = Histogram(
+    "broadcast_dispatch_statement_seconds",
+    "Duration of the send path's database work per batch: due_rows (find due recipients), "
+    "reserve (plan the quota and claim them, one transaction), record_results (write a "
+    "batch of answers).",
+    ["statement"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 SEND_SECONDS = Histogram(
     "broadcast_dispatch_send_seconds",
     "Latency of one send request.",

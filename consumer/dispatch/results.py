@@ -75,9 +75,10 @@ class ResultWriter:
 
     async def _write(self, batch: Sequence[RowResult]) -> None:
         try:
-            conflicts = await retrying(
-                self._store.record_results, batch, self._token, without_duplicate_ids
-            )
+            with metrics.STATEMENT_SECONDS.labels("record_results").time():
+                conflicts = await retrying(
+                    self._store.record_results, batch, self._token, without_duplicate_ids
+                )
         except asyncpg.PostgresError as error:
             if isinstance(error, TRANSIENT_ERRORS):
                 raise

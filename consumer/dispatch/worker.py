@@ -169,13 +169,14 @@ class SenderWorker:
         limit, concurrency = self._limits()
         # About a second of sends: small enough that a pause bites within a second.
         batch = max(concurrency * 2, min(settings.batch_max, int(ctx.pacer.rate)))
-        rows = (
-            await ctx.store.due_rows(
-                [c.campaign_id for c in due], math.ceil(batch / len(due)), now, self.token
+        with metrics.STATEMENT_SECONDS.labels("due_rows").time():
+            rows = (
+                await ctx.store.due_rows(
+                    [c.campaign_id for c in due], math.ceil(batch / len(due)), now, self.token
+                )
+                if due
+                else []
             )
-            if due
-            else []
-        )
         metrics.DUE.labels(self.phone_number_id).set(len(rows))
         if not rows:
             return await self._idle(campaigns, now)
@@ -203,7 +204,8 @@ class SenderWorker:
             metrics.QUOTA_LIMIT.labels(self.phone_number_id).set(snapshot.limit)
             return plan
 
-        plan = await ctx.store.reserve(budget, fresh, decide, token=self.token, now=now)
+        with metrics.STATEMENT_SECONDS.labels("reserve").time():
+            plan = await ctx.store.reserve(budget, fresh, decide, token=self.token, now=now)
         if plan.defer:
             metrics.DEFERRED.labels(self.phone_number_id).inc(len(plan.defer))
         sending = set(plan.send)

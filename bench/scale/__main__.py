@@ -1,0 +1,189 @@
+"""`python -m bench.scale [--quick] [--sizes N,...] [--instances K,...] [--history ROWS]`
+
+Campaigns of 10,000, 100,000 and 1,000,000 recipients spread over 20 sender numbers
+(tiers 100k and unlimited), the request topic with 6 partitions, 1, 2 and 3 consumer
+processes in one group, the sandbox at 20 ms latency with a write budget that does not
+bind (so the pipeline, not the limit, is measured); then the largest once more with a
+ledger that already holds a history of finished campaigns. Per configuration: intake
+time, end-to-end sends/s, CPU seconds per 1,000 sends by process, peak RSS of each
+consumer, ledger bytes per recipient, p50/p99 of the send path's statements, and the
+HTTP client's ceiling (bench.dispatch figure (d)) measured in the same run. `--quick`:
+10,000 and 100,000 recipients, one instance, no history (the CI test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+
+from bench.dispatch import http_ceiling
+from bench.harness import ROOT, table
+from bench.private_stack import private_stack
+from bench.scale.run import Config, Figures, run_config
+from runtime.logs import configure_logging
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def plan(args: argparse.Namespace) -> list[Config]:
+    sizes = (
+        _ints(args.sizes)
+        if args.sizes
+        else ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
+    )
+    instances = _ints(args.instances) if args.instances else ([1] if args.quick else [1, 2, 3])
+    configs = [Config(size, k) for size in sizes for k in instances]
+    history = 0 if args.quick else args.history
+    if history:
+        configs.append(Config(max(sizes), 1, history))
+    return configs
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value * 1000:.1f}"
+
+
+def report(results: list[Figures], ceiling: float) -> str:
+    rows = []
+    for f in results:
+        statements = " / ".join(
+            f"{name} {_ms(p50)}|{_ms(p99)}" for name, (p50, p99) in f.statements.items()
+        )
+        rows.append(
+            (
+                f.config.label,
+                round(f.intake_seconds, 1),
+                round(f.sends_per_second),
+                f"{f.sends_per_second / ceiling:.0%}",
+                round(f.cpu_per_1000.get("consumer", math.nan), 3),
+                round(f.cpu_per_1000.get("postgresql", math.nan), 3),
+                round(f.cpu_per_1000.get("sandbox", math.nan), 3),
+                " ".join(f"{r:.0f}" for r in f.peak_rss_mib),
+                round(f.bytes_per_recipient),
+                statements,
+                "-" if f.owned_spread is None else f"{f.owned_spread[0]}-{f.owned_spread[1]}",
+                "-" if f.takeover_seconds is None else f"{f.takeover_seconds:.1f}",
+            )
+        )
+    text = table(
+        f"Scale: 20 senders, 20 ms API latency; HTTP client ceiling {ceiling:,.0f} sends/s",
+        [
+            "configuration",
+            "intake s",
+            "sends/s",
+            "of ceiling",
+            "consumer CPU-s/1k",
+            "PostgreSQL CPU-s/1k",
+            "sandbox CPU-s/1k",
+            "peak RSS MiB",
+            "ledger B/recipient",
+            "statement p50|p99 ms",
+            "senders owned min-max",
+            "takeover s",
+        ],
+        rows,
+    )
+    return text + "\n" + targets(results, ceiling)
+
+
+def targets(results: list[Figures], ceiling: float) -> str:
+    """The issue's targets, as ratios within this run."""
+    by = {(f.config.recipients, f.config.instances, f.config.history_rows): f for f in results}
+    smallest = min(results, key=lambda f: (f.config.recipients, f.config.instances))
+    largest = max(
+        (f for f in results if not f.config.history_rows),
+        key=lambda f: (f.config.recipients, -f.config.instances),
+    )
+    base = smallest.cpu_per_1000["consumer"] + smallest.cpu_per_1000["postgresql"]
+    rows = []
+
+    def cost(f: Figures) -> float:
+        return f.cpu_per_1000["consumer"] + f.cpu_per_1000["postgresql"]
+
+    rows.append(
+        (
+            f"CPU per 1,000 sends (consumer + PostgreSQL) at {largest.config.recipients:,} "
+            f"vs {smallest.config.recipients:,}",
+            "<= 1.3x",
+            f"{cost(largest) / base:.2f}x",
+        )
+    )
+    for f in results:
+        if f.config.history_rows:
+            plain = by.get((f.config.recipients, 1, 0))
+            if plain:
+                rows.append(
+                    ("... with the history present", "<= 1.3x", f"{cost(f) / cost(plain):.2f}x")
+                )
+    rows.append(
+        (
+            f"peak consumer RSS at {largest.config.recipients:,}",
+            "< 300 MiB",
+            f"{max(largest.peak_rss_mib):.0f} MiB",
+        )
+    )
+    best = max(f.sends_per_second for f in results)
+    rows.append(
+        ("end-to-end sends/s vs the HTTP client's ceiling", ">= 60%", f"{best / ceiling:.0%}")
+    )
+    for f in results:
+        if f.owned_spread and f.config.instances > 1:
+            fair = f.busy_senders / f.config.instances
+            low, high = f.owned_spread
+            ok = low >= math.floor(fair) - 1 and high <= math.ceil(fair) + 1
+            rows.append(
+                (
+                    f"ownership balanced, {f.config.label}",
+                    f"each within one of {f.busy_senders}/{f.config.instances}",
+                    f"{low}-{high} ({'ok' if ok else 'NOT met'})",
+                )
+            )
+        if f.takeover_seconds is not None:
+            rows.append(
+                (
+                    f"takeover after SIGKILL, {f.config.label}",
+                    "< 10 s",
+                    f"{f.takeover_seconds:.1f} s",
+                )
+            )
+    return table("Targets (ratios measured in this run)", ["target", "goal", "measured"], rows)
+
+
+async def main(args: argparse.Namespace) -> int:
+    configs = plan(args)
+    state = ROOT / ".run" / "scale" / time.strftime("%Y%m%d-%H%M%S")
+    log_dir = state / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ceiling = await http_ceiling(3.0 if args.quick else 5.0)
+    results = []
+    async with private_stack(state, {}, kafka_heap="1g") as stack:
+        for config in configs:
+            print(f"scale: {config.label}", file=sys.stderr, flush=True)
+            takeover = config.instances > 1 and config.recipients >= 100_000
+            results.append(
+                await run_config(stack, config, log_dir, takeover=takeover, within=args.timeout)
+            )
+    print(report(results, ceiling))
+    return 0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale", description=__doc__.split("\n\n")[1]
+    )
+    parser.add_argument("--quick", action="store_true", help="10k and 100k, one instance")
+    parser.add_argument("--sizes", help="comma-separated recipient counts")
+    parser.add_argument("--instances", help="comma-separated consumer counts")
+    parser.add_argument("--history", type=int, default=10_000_000, help="rows of history (0: none)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per configuration")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    configure_logging("ERROR")
+    sys.exit(asyncio.run(main(parse(sys.argv[1:]))))
