@@ -39,6 +39,7 @@ from cli.database import Q, connect
 from cli.errors import Failed, UsageError
 from cli.output import Console, duration, number
 from cli.settings import CliSettings
+from consumer.intake.store import campaign_lock_keys
 
 DEFAULT_BATCH_SIZE: Final = 5_000
 MAX_BATCH_SIZE: Final = 50_000
@@ -115,14 +116,18 @@ async def _bytes_estimate(connection: asyncpg.Connection, ledger: int, statuses:
 async def prune_campaign(
     connection: asyncpg.Connection, candidate: Candidate, batch_size: int, report: PruneReport
 ) -> None:
-    await connection.execute(
-        Q["prune_campaign_start"],
-        candidate.campaign_id,
-        candidate.phone_number_id,
-        candidate.state,
-        candidate.recipients,
-        candidate.terminal_at,
-    )
+    async with connection.transaction():
+        # Intake's lock on the campaign: a chunk redelivered now either lands before this
+        # record (and its rows are pruned with the rest) or sees it and is dead-lettered.
+        await connection.execute(Q["lock_campaign"], *campaign_lock_keys(candidate.campaign_id))
+        await connection.execute(
+            Q["prune_campaign_start"],
+            candidate.campaign_id,
+            candidate.phone_number_id,
+            candidate.state,
+            candidate.recipients,
+            candidate.terminal_at,
+        )
     last_phone = ""
     while True:
         row = await connection.fetchrow(

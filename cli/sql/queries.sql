@@ -162,6 +162,10 @@ SELECT CASE WHEN c.reltuples > 0 THEN pg_total_relation_size(c.oid) / c.reltuple
 FROM pg_class AS c
 WHERE c.oid = $1::regclass;
 
+-- name: lock_campaign
+-- Intake's per-campaign lock (consumer/intake/sql/queries.sql, same keys).
+SELECT pg_advisory_xact_lock($1::integer, $2::integer);
+
 -- name: prune_campaign_start
 -- Recorded before the first row goes; a campaign resumed after an interrupted prune keeps
 -- its first record.

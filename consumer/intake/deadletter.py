@@ -30,7 +30,14 @@ from schemas.errors import Reason
 log = get_logger(__name__)
 
 DeadLetterReason = (
-    Reason | Literal["chunk_conflict", "unstorable_text", "unstorable_value", "ledger_rejected"]
+    Reason
+    | Literal[
+        "chunk_conflict",
+        "unstorable_text",
+        "unstorable_value",
+        "ledger_rejected",
+        "campaign_pruned",
+    ]
 )
 
 VALUE_DROPPED: Final = "dlq.value_dropped"

@@ -39,6 +39,7 @@ from consumer.intake.header import (
     unstorable_value,
 )
 from consumer.intake.store import (
+    ChunkPruned,
     ChunkRedelivered,
     ChunkRejected,
     ChunkWrite,
@@ -247,6 +248,10 @@ class EventHandler:
             return await self._dead_letter(record, "chunk_conflict", result.detail)
         if isinstance(result, ChunkRedelivered):
             return "redelivered"
+        if isinstance(result, ChunkPruned):
+            return await self._dead_letter(
+                record, "campaign_pruned", f"campaign {write.campaign_id} was pruned"
+            )
         campaign_id = str(write.campaign_id)
         for outcome, count in result.counts.items():
             metrics.RECIPIENTS.labels(outcome=outcome).inc(count)

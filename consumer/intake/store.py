@@ -85,6 +85,12 @@ class ChunkRedelivered:
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkPruned:
+    """The campaign was pruned: a chunk of it (a rewound group, a long-kept topic) must
+    not bring it back and send it again. Dead-letter it as `campaign_pruned`."""
+
+
+@dataclass(frozen=True, slots=True)
 class NeedsSender:
     """The campaign is not stored (any more): decide its sender, then write again."""
 
@@ -96,7 +102,7 @@ class NeedsSenderCheck:
     campaign: CampaignRow
 
 
-ChunkResult = ChunkStored | ChunkRejected | ChunkRedelivered | NeedsSender
+ChunkResult = ChunkStored | ChunkRejected | ChunkRedelivered | ChunkPruned | NeedsSender
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +146,8 @@ async def _transient(operation: Callable[..., Awaitable[T]], *args: Any) -> T:
     return result
 
 
-def _lock_keys(campaign_id: uuid.UUID) -> tuple[int, int]:
+def campaign_lock_keys(campaign_id: uuid.UUID) -> tuple[int, int]:
+    """The advisory lock (two int4 keys) that serialises writers of one campaign."""
     return _LOCK_CLASS, int.from_bytes(campaign_id.bytes[:4], "big", signed=True)
 
 
@@ -200,7 +207,10 @@ class IntakeStore:
     async def _write_chunk(self, chunk: ChunkWrite) -> ChunkResult:
         key = str(chunk.campaign_id)
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(Q["lock_campaign"], *_lock_keys(chunk.campaign_id))
+            await conn.execute(Q["lock_campaign"], *campaign_lock_keys(chunk.campaign_id))
+            # Under the campaign's lock, which prune takes to record a campaign as pruned.
+            if await conn.fetchval(Q["campaign_pruned"], chunk.campaign_id):
+                return ChunkPruned()
             row = await conn.fetchrow(Q["select_campaign_for_update"], chunk.campaign_id)
             created = None
             if row is None:
@@ -281,7 +291,7 @@ class IntakeStore:
 
     async def _apply_control(self, write: ControlWrite) -> ControlResult:
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(Q["lock_campaign"], *_lock_keys(write.campaign_id))
+            await conn.execute(Q["lock_campaign"], *campaign_lock_keys(write.campaign_id))
             row = await conn.fetchrow(Q["select_campaign_for_update"], write.campaign_id)
             if row is None:
                 await conn.execute(

@@ -204,13 +204,16 @@ WHERE message_id = ANY($1::text[]) AND status = 'queued';
 
 -- name: unknown_sightings
 -- Messages of one sender to some recipients that webhooks reported and the ledger
--- does not hold (statuses without a Kirim message id cannot be asked about).
+-- does not hold (statuses without a Kirim message id cannot be asked about), nor held
+-- before a prune.
 SELECT ms.phone_number_id, ms.recipient_id, ms.message_id,
        LEAST(ms.sent_at, ms.delivered_at, ms.read_at, ms.failed_at) AS first_seen_at
 FROM message_statuses AS ms
 WHERE ms.phone_number_id = $1 AND ms.recipient_id = ANY($2::text[])
   AND ms.message_id NOT LIKE 'wamid:%'
-  AND NOT EXISTS (SELECT 1 FROM ledger AS l WHERE l.message_id = ms.message_id);
+  AND NOT EXISTS (SELECT 1 FROM ledger AS l WHERE l.message_id = ms.message_id)
+  -- A late status of a pruned campaign's message is no send's in doubt.
+  AND NOT EXISTS (SELECT 1 FROM pruned_messages AS p WHERE p.message_id = ms.message_id);
 
 -- name: adopt_messages
 -- In-doubt sends matched to the message they became: accepted, as if answered.

@@ -5,6 +5,10 @@
 -- during a rebalance); the two-key form keeps clear of single-bigint advisory locks.
 SELECT pg_advisory_xact_lock($1::integer, $2::integer)
 
+-- name: campaign_pruned
+-- A campaign `broadcast prune` removed (or is removing): its chunks never come back.
+SELECT EXISTS (SELECT 1 FROM pruned_campaigns WHERE campaign_id = $1);
+
 -- name: select_campaign
 SELECT header_fingerprint, send_at, chunk_count, state, state_reason, sender_spec,
        phone_number_id
