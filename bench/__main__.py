@@ -10,6 +10,8 @@ and written to `docs/benchmarks.md` with the machine (cores, memory, CPU model),
 the Python, Kafka and PostgreSQL versions, the commit and the date. Nothing in that
 file is typed by hand. `--quick` runs smaller sizes (the dispatcher's own `--quick`,
 fewer chunks, requests, events and seconds for the others), for a smoke test.
+`--only NAME` runs some of them and keeps the other sections of the existing file, each
+marked as kept from an earlier run (the full `scale` run takes about an hour).
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ class Bench:
 
     def summary(self) -> str:
         """The first paragraph of the benchmark's docstring, without its usage line."""
-        source = (ROOT / "bench" / f"{self.name}.py").read_text()
-        doc = ast.get_docstring(ast.parse(source)) or ""
-        paragraphs = [p for p in doc.split("\n\n") if not p.lstrip().startswith(".venv/")]
+        module = ROOT / "bench" / f"{self.name}.py"
+        if not module.exists():
+            module = ROOT / "bench" / self.name / "__main__.py"
+        doc = ast.get_docstring(ast.parse(module.read_text())) or ""
+        usage = (".venv/", "`python -m")
+        paragraphs = [p for p in doc.split("\n\n") if not p.lstrip().startswith(usage)]
         return " ".join(paragraphs[0].split()) if paragraphs else ""
 
 
@@ -61,8 +66,11 @@ BENCHES = (
     Bench("bridge", "Webhook bridge", ("--requests", "5000", "--seconds", "5")),
     Bench("projector", "Projector: live fold and rebuild", ("--events", "100000")),
     Bench("sandbox_throughput", "Kirim sandbox throughput", ("--seconds", "3")),
+    Bench("scale", "Scale: 10k to 1M recipients, 1-3 instances, with history", ("--quick",)),
 )
 TIMEOUT_SECONDS = 30 * 60
+# The full scale run sends 4M messages and seeds a 10M-row history.
+SLOW_TIMEOUT_SECONDS = {"scale": 3 * 3600}
 
 
 @dataclass
@@ -96,8 +104,9 @@ def run(bench: Bench, quick: bool) -> Outcome:
         text=True,
         start_new_session=True,
     )
+    timeout = SLOW_TIMEOUT_SECONDS.get(bench.name, TIMEOUT_SECONDS)
     try:
-        stdout, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
+        stdout, stderr = process.communicate(timeout=timeout)
         returncode: int | None = process.returncode
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
@@ -196,14 +205,48 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def report(facts: list[tuple[str, str]], outcomes: list[Outcome], quick: bool) -> str:
+def _heading(bench: Bench) -> str:
+    return f"## {bench.title} (`{bench.module}`)"
+
+
+def earlier_sections(previous: str, rerun: set[str]) -> dict[str, str]:
+    """The sections of an earlier report for the benchmarks not run this time (`--only`),
+    by name, so that updating one benchmark keeps the others' figures."""
+    kept: dict[str, str] = {}
+    headings = {_heading(bench): bench.name for bench in BENCHES}
+    current: str | None = None
+    lines: list[str] = []
+    for line in [*previous.splitlines(), "## end"]:
+        if line.startswith("## "):
+            if current is not None and current not in rerun:
+                kept[current] = "\n".join(lines).strip("\n")
+            current, lines = headings.get(line), []
+            continue
+        if current is not None:
+            lines.append(line)
+    return kept
+
+
+def report(
+    facts: list[tuple[str, str]],
+    outcomes: list[Outcome],
+    quick: bool,
+    earlier: dict[str, str] | None = None,
+) -> str:
     mode = "quick (`--quick`: smaller runs)" if quick else "full"
+    earlier = earlier or {}
+    kept_note = (
+        " Sections marked *kept from an earlier run* were not run this time (`--only`) and "
+        "keep the figures of the run that wrote them."
+        if earlier
+        else ""
+    )
     parts = [
         "# Benchmarks",
         "",
         "Written by `make bench` (`.venv/bin/python -m bench`); every figure below is from "
         f"that run, none typed by hand. Mode: {mode}. Each benchmark ran alone, one after "
-        "the other, against the local dev stack on loopback.",
+        f"the other, against the local dev stack on loopback.{kept_note}",
         "",
         "## Machine",
         "",
@@ -219,13 +262,20 @@ def report(facts: list[tuple[str, str]], outcomes: list[Outcome], quick: bool) -
     for o in outcomes:
         command = " ".join(["python", *o.command[1:]])
         parts.append(f"| {o.bench.title} | `{command}` | {o.result} | {o.seconds:.0f} |")
-    for o in outcomes:
-        parts += ["", f"## {o.bench.title} (`{o.bench.module}`)", "", o.bench.summary(), ""]
-        if o.stdout.strip():
-            parts.append(as_markdown(o.stdout))
-        if not o.ok:
-            parts += ["", f"{o.result}; the end of its error output:", ""]
-            parts.append("```text\n" + _tail(o.stderr or o.stdout) + "\n```")
+    ran = {o.bench.name: o for o in outcomes}
+    for bench in BENCHES:
+        if (this := ran.get(bench.name)) is not None:
+            parts += ["", _heading(bench), "", bench.summary(), ""]
+            if this.stdout.strip():
+                parts.append(as_markdown(this.stdout))
+            if not this.ok:
+                parts += ["", f"{this.result}; the end of its error output:", ""]
+                parts.append("```text\n" + _tail(this.stderr or this.stdout) + "\n```")
+        elif bench.name in earlier:
+            kept = earlier[bench.name]
+            if "*kept from an earlier run*" not in kept:
+                kept = "*kept from an earlier run*\n\n" + kept
+            parts += ["", _heading(bench), "", kept]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -257,7 +307,12 @@ def main() -> int:
         if not outcome.ok:
             print(_tail(outcome.stderr or outcome.stdout), file=sys.stderr, flush=True)
         outcomes.append(outcome)
-    text = report(facts, outcomes, args.quick)
+    earlier = (
+        earlier_sections(args.output.read_text(), set(args.only))
+        if args.only and args.output.exists()
+        else {}
+    )
+    text = report(facts, outcomes, args.quick, earlier)
     args.output.write_text(text)
     print()
     print(text)
