@@ -17,7 +17,7 @@ Two questions, each answered from values only:
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -76,7 +76,8 @@ def candidates(
     A sighting counts for a row when it is of the same sender and recipient and was
     first seen no earlier than the send (less `slack_seconds` of clock skew). A row
     gets a message only when it is the only in-doubt row of that sender and
-    recipient and exactly one sighting fits it; anything ambiguous stays undecided.
+    recipient, exactly one sighting fits it, and no other row is given that message;
+    anything ambiguous stays undecided.
     """
     rows_by_pair: dict[tuple[str, str], list[InDoubt]] = defaultdict(list)
     for row in rows:
@@ -96,7 +97,9 @@ def candidates(
         }
         if len(fitting) == 1:
             found[(row.campaign_id, row.phone)] = fitting.pop()
-    return found
+    # A message reported for two recipients is nobody's for sure.
+    claims = Counter(found.values())
+    return {key: message_id for key, message_id in found.items() if claims[message_id] == 1}
 
 
 def settle_before(
