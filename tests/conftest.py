@@ -89,3 +89,17 @@ async def topic(make_topic: MakeTopic) -> str:
 @pytest.fixture
 def group_id() -> str:
     return f"g-{uuid.uuid4().hex[:10]}"
+
+
+# With `pytest -n 2 --dist loadgroup` (scripts/test), these run one after another on one
+# worker: each starts a whole pipeline of processes (or a stack of its own), and two at
+# once on a 2-core machine would test the machine's patience more than the code.
+_HEAVY = ("tests/soak/", "tests/scale/test_bench_quick.py", "tests/system/", "tests/demo/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        relative = item.path.resolve().relative_to(root).as_posix()
+        if relative.startswith(_HEAVY):
+            item.add_marker(pytest.mark.xdist_group("heavy"))
