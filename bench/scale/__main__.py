@@ -127,9 +127,18 @@ def targets(results: list[Figures], ceiling: float) -> str:
             f"{max(largest.peak_rss_mib):.0f} MiB",
         )
     )
-    best = max(f.sends_per_second for f in results)
+    # Judged at the largest size, where the target applies, not at the run's best size.
+    at_size = max(
+        f.sends_per_second
+        for f in results
+        if f.config.recipients == largest.config.recipients and not f.config.history_rows
+    )
     rows.append(
-        ("end-to-end sends/s vs the HTTP client's ceiling", ">= 60%", f"{best / ceiling:.0%}")
+        (
+            f"end-to-end sends/s vs the HTTP client's ceiling at {largest.config.recipients:,}",
+            ">= 60%",
+            f"{at_size / ceiling:.0%}",
+        )
     )
     for f in results:
         if f.owned_spread and f.config.instances > 1:
