@@ -24,6 +24,7 @@ from cli.demo.paths import ROOT, shown
 from cli.errors import Failed
 
 START_SECONDS: Final = 90.0
+CONFIGURATION_ERROR: Final = 2  # every service's exit code for bad configuration
 STOP_GRACE_SECONDS: Final = 15.0
 _PR_SET_PDEATHSIG: Final = 1
 
@@ -47,6 +48,22 @@ class Child:
 
     def failure(self, what: str) -> Failed:
         return Failed(f"{what}: see {shown(self.log_path)}", service=self.name)
+
+    def lost_its_port(self) -> bool:
+        """Exited with a configuration error because its port was taken after the probe."""
+        if self.process.returncode != CONFIGURATION_ERROR:
+            return False
+        with contextlib.suppress(OSError):
+            return "is already in use" in self.log_path.read_text(errors="replace")
+        return False
+
+
+class PortTaken(Exception):  # noqa: N818 - named for what happened
+    """A child found its port taken: another program bound it between probe and start."""
+
+    def __init__(self, child: Child) -> None:
+        super().__init__(f"port {child.port} of {child.name} was taken as it started")
+        self.child = child
 
 
 @dataclass
@@ -88,6 +105,8 @@ async def wait_healthy(child: Child, deadline: float) -> None:
     async with httpx.AsyncClient(timeout=2.0) as http:
         while True:
             if not child.running:
+                if child.lost_its_port():
+                    raise PortTaken(child)
                 raise child.failure(
                     f"{child.name} exited with code {child.process.returncode} during start"
                 )

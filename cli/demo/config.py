@@ -132,12 +132,16 @@ def service_environment(
     return env
 
 
-def choose_ports() -> tuple[dict[str, int], list[str]]:
-    """The contract's port of each service when free, a free one otherwise (with a note)."""
+def choose_ports(*, prefer_contract: bool = True) -> tuple[dict[str, int], list[str]]:
+    """The contract's port of each service when free, a free one otherwise (with a note).
+
+    `prefer_contract=False` takes free ports only: after a clash, when another program
+    has shown that it binds the contract's ports too."""
     ports: dict[str, int] = {}
     notes: list[str] = []
     for service, (_, preferred) in PORT_VARIABLES.items():
-        ports[service] = preferred if port_is_free(preferred) else free_port()
-        if ports[service] != preferred:
+        usable = prefer_contract and port_is_free(preferred)
+        ports[service] = preferred if usable else free_port()
+        if ports[service] != preferred and prefer_contract:
             notes.append(f"port {preferred} is busy: {service} uses {ports[service]}")
     return ports, notes

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final
 
 import asyncpg
 
@@ -26,6 +27,7 @@ from cli.demo.children import (
     START_SECONDS,
     STOP_GRACE_SECONDS,
     Children,
+    PortTaken,
     check_alive,
     spawn,
     stop_all,
@@ -53,6 +55,9 @@ from runtime import defaults
 from runtime.env import SettingsError
 from schemas.requests import Sender
 
+# Each start probes the ports first; a program that binds one in between costs a retry.
+PORT_ATTEMPTS: Final = 3
+
 
 @dataclass
 class Demo:
@@ -68,24 +73,35 @@ class Demo:
         self.options.log_dir.mkdir(parents=True, exist_ok=True)
         infrastructure = await prepare(self.options, self.console)
         bootstrap, database_url = infrastructure.bootstrap_servers, infrastructure.database_url
-        self.ports, notes = choose_ports()
-        env = service_environment(
-            self.base_env,
-            bootstrap_servers=bootstrap,
-            database_url=database_url,
-            ports=self.ports,
-            secret=f"whsec_demo_{secrets.token_hex(12)}",
-            options=self.options,
-        )
-        try:
-            settings = CliSettings.from_env(env).with_overrides(timeout_seconds=30.0)
-        except SettingsError as error:
-            raise UsageError(str(error)) from None
         say = self.console.line
         say(f"Kafka       {bootstrap}")
         say(f"PostgreSQL  {redact_url(database_url)}")
-        self.console.lines([f"note: {note}" for note in notes])
-        await self.start_services(env)
+        secret = f"whsec_demo_{secrets.token_hex(12)}"
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self.ports, notes = choose_ports(prefer_contract=attempt == 1)
+            env = service_environment(
+                self.base_env,
+                bootstrap_servers=bootstrap,
+                database_url=database_url,
+                ports=self.ports,
+                secret=secret,
+                options=self.options,
+            )
+            try:
+                settings = CliSettings.from_env(env).with_overrides(timeout_seconds=30.0)
+            except SettingsError as error:
+                raise UsageError(str(error)) from None
+            self.console.lines([f"note: {note}" for note in notes])
+            try:
+                await self.start_services(env)
+                break
+            except PortTaken as clash:
+                if attempt == PORT_ATTEMPTS:
+                    raise clash.child.failure(f"{clash}, {PORT_ATTEMPTS} times") from None
+                # The sandbox's webhook URL names the bridge's port: all start again.
+                await stop_all(self.children.items, STOP_GRACE_SECONDS)
+                self.children.items.clear()
+                say(f"note: {clash}; starting all four again on free ports")
         say("")
         self.campaigns = [
             Campaign("flash sale, 10K-tier number", MAIN_SENDER, self.options.recipients, 1)
