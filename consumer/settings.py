@@ -59,6 +59,8 @@ class ConsumerSettings:
     # fetched nothing while lagging that long exits (aiokafka issue 1037).
     intake_stall_seconds: float = 120.0
     intake_stall_exit: bool = True
+    # ANALYZE ledger after this many new pending rows (0: leave it to autovacuum).
+    intake_analyze_every_rows: int = 50_000
     # Drain-and-exit modes (tests, one-off catch-up runs).
     intake_until_idle: bool = False
     intake_max_events: int = 0
@@ -127,6 +129,7 @@ class ConsumerSettings:
             intake_grace_seconds=env_float(env, "INTAKE_GRACE_SECONDS", 10.0, minimum=0.0),
             intake_stall_seconds=env_float(env, "INTAKE_STALL_SECONDS", 120.0, minimum=1.0),
             intake_stall_exit=env_bool(env, "INTAKE_STALL_EXIT", True),
+            intake_analyze_every_rows=env_int(env, "INTAKE_ANALYZE_EVERY_ROWS", 50_000, minimum=0),
             intake_until_idle=env_bool(env, "INTAKE_UNTIL_IDLE", False),
             intake_max_events=env_int(env, "INTAKE_MAX_EVENTS", 0, minimum=0),
             accounts_cache_seconds=env_float(env, "ACCOUNTS_CACHE_SECONDS", 60.0, minimum=0.0),

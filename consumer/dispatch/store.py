@@ -205,9 +205,11 @@ class DispatchStore:
     async def due_rows(
         self, campaign_ids: Sequence[uuid.UUID], per_campaign: int, now: float, token: uuid.UUID
     ) -> list[DueRow]:
-        rows = await self._pool.fetch(
-            Q["due_rows"], list(campaign_ids), per_campaign, at(now), token
-        )
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(Q["due_rows_plan"])
+            rows = await connection.fetch(
+                Q["due_rows"], list(campaign_ids), per_campaign, at(now), token
+            )
         return [
             DueRow(
                 campaign_id=r["campaign_id"],

@@ -73,3 +73,7 @@ CAMPAIGNS: Final = Counter(
     "Campaigns created, by initial state (active, paused, cancelled).",
     ["state"],
 )
+LEDGER_ANALYZES: Final = Counter(
+    "broadcast_intake_ledger_analyzes_total",
+    "ANALYZE ledger runs started by intake after many new pending rows (statistics.py).",
+)

@@ -18,6 +18,7 @@ from consumer.intake.accounts import AccountDirectory, AccountsClient
 from consumer.intake.deadletter import DeadLetterPublisher
 from consumer.intake.handler import EventHandler
 from consumer.intake.loop import IntakeLoop
+from consumer.intake.statistics import LedgerStatistics
 from consumer.intake.store import IntakeStore
 from consumer.settings import CONSUMER_SERVICE, ConsumerSettings
 from runtime.observe import HealthCheck
@@ -68,5 +69,7 @@ async def intake_service(
     )
     await dead_letters.start()
     stack.push_async_callback(dead_letters.stop)
-    handler = EventHandler(IntakeStore(pool), directory, dead_letters, executor)
+    statistics = LedgerStatistics(pool, settings.intake_analyze_every_rows)
+    stack.push_async_callback(statistics.close)
+    handler = EventHandler(IntakeStore(pool, statistics), directory, dead_letters, executor)
     return Intake(IntakeLoop(settings, handler), directory, settings)

@@ -25,6 +25,7 @@ from consumer.intake.control import CampaignState, Command
 from consumer.intake.expand import OUTCOMES, Expansion, Outcome
 from consumer.intake.header import CampaignHeader, StoredHeader, conflict
 from consumer.intake.sender import SenderDecision
+from consumer.intake.statistics import LedgerStatistics
 from runtime.db import TRANSIENT_ERRORS, retrying
 from runtime.sqlfiles import load_queries
 
@@ -181,8 +182,9 @@ def _stored_counts(expansion: Expansion, written: list[asyncpg.Record]) -> dict[
 
 
 class IntakeStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, statistics: LedgerStatistics | None = None) -> None:
         self._pool = pool
+        self._statistics = statistics
 
     async def campaign(self, campaign_id: uuid.UUID) -> CampaignRow | None:
         row = await _transient(self._pool.fetchrow, Q["select_campaign"], campaign_id)
@@ -202,7 +204,10 @@ class IntakeStore:
         return frozenset(row["phone"] for row in rows)
 
     async def write_chunk(self, chunk: ChunkWrite) -> ChunkResult:
-        return await _transient(self._write_chunk, chunk)
+        result = await _transient(self._write_chunk, chunk)
+        if isinstance(result, ChunkStored) and self._statistics is not None:
+            self._statistics.added(result.counts["eligible"])
+        return result
 
     async def _write_chunk(self, chunk: ChunkWrite) -> ChunkResult:
         key = str(chunk.campaign_id)
