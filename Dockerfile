@@ -33,6 +33,7 @@ COPY projector ./projector
 COPY sandbox ./sandbox
 COPY cli ./cli
 COPY devstack ./devstack
+COPY console ./console
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --no-dev --no-editable
 
@@ -44,14 +45,16 @@ RUN groupadd --system --gid 10001 broadcast \
 COPY --from=builder /opt/venv /opt/venv
 # Inside a container the services listen on every interface (outside one they
 # default to 127.0.0.1). HEALTH_PORT tells the health check which service this
-# container runs: 9101 consumer, 8081 webhook_bridge, 9102 projector, 8090 sandbox.
+# container runs: 9101 consumer, 8081 webhook_bridge, 9102 projector, 8090 sandbox,
+# 8095 console.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     WEBHOOK_BRIDGE_HOST=0.0.0.0 \
     SANDBOX_HOST=0.0.0.0 \
     CONSUMER_METRICS_HOST=0.0.0.0 \
-    PROJECTOR_METRICS_HOST=0.0.0.0
+    PROJECTOR_METRICS_HOST=0.0.0.0 \
+    CONSOLE_HOST=0.0.0.0
 WORKDIR /app
 USER broadcast:broadcast
 # GET /readyz of whichever service runs here: "healthy" means ready to work (started,
@@ -59,4 +62,4 @@ USER broadcast:broadcast
 # A 503, a refused connection or a missing HEALTH_PORT all make the probe fail.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ['HEALTH_PORT'], timeout=4)"]
-CMD ["python", "-c", "print('usage: docker run [-e HEALTH_PORT=<port>] IMAGE python -m consumer|webhook_bridge|projector|sandbox\\n       docker run IMAGE python -m <service> --help   (its variables and defaults)\\n       docker run IMAGE broadcast --help   (operator CLI)\\nConfiguration is by environment variables; see docs/deploy.md.')"]
+CMD ["python", "-c", "print('usage: docker run [-e HEALTH_PORT=<port>] IMAGE python -m consumer|webhook_bridge|projector|sandbox|console\\n       docker run IMAGE python -m <service> --help   (its variables and defaults)\\n       docker run IMAGE broadcast --help   (operator CLI)\\nConfiguration is by environment variables; see docs/deploy.md.')"]

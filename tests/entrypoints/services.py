@@ -14,9 +14,10 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from console.settings import ConsoleSettings
 from consumer.settings import ConsumerSettings
 from projector.settings import ProjectorSettings
 from sandbox.settings import SandboxSettings
@@ -33,6 +34,8 @@ class Service:
     port_variable: str
     # Where its settings are read: the modules whose names `--help` must list.
     settings_files: tuple[str, ...]
+    # What it needs set to get as far as its port (the console: a credential).
+    required: Mapping[str, str] = field(default_factory=dict)
 
 
 SERVICES: Mapping[str, Service] = {
@@ -56,6 +59,13 @@ SERVICES: Mapping[str, Service] = {
     ),
     "sandbox": Service(
         "sandbox", SandboxSettings.from_env, "SANDBOX_PORT", ("sandbox/settings.py",)
+    ),
+    "console": Service(
+        "console",
+        lambda env: ConsoleSettings.from_env(env, for_help=True),
+        "CONSOLE_PORT",
+        ("console/settings.py",),
+        {"CONSOLE_TOKEN": "entrypoint-test-token-0000"},
     ),
 }
 

@@ -20,6 +20,10 @@ BAD_VALUES = [
     ("projector", "PROJECTOR_METRICS_PORT", "-1"),
     ("sandbox", "SANDBOX_PORT", "x"),
     ("sandbox", "SANDBOX_PLAN", "platinum"),
+    ("console", "CONSOLE_PORT", "web"),
+    ("console", "CONSOLE_TOKEN", "too-short"),
+    ("console", "CONSOLE_USERS", "ana:admin:0123456789abcdef0"),
+    ("console", "CONSOLE_SECRET", "not-32-bytes"),
 ]
 
 
@@ -34,7 +38,8 @@ def assert_one_line_naming(stderr_lines: list[str], service: str, variable: str)
 async def test_a_bad_value_exits_2_with_one_line_naming_it(
     name: str, variable: str, value: str
 ) -> None:
-    finished = await run_once(SERVICES[name].module, base_env(**{variable: value}))
+    service = SERVICES[name]
+    finished = await run_once(service.module, base_env(**{**service.required, variable: value}))
     assert finished.returncode == 2
     assert_one_line_naming(finished.stderr_lines(), name, variable)
     assert finished.stdout == ""
@@ -45,6 +50,7 @@ async def test_a_port_in_use_exits_2_before_anything_connects(name: str) -> None
     service = SERVICES[name]
     with listeners(3) as (taken, kafka, postgres):
         env = base_env(
+            **service.required,
             **{service.port_variable: str(taken.port)},
             KAFKA_BOOTSTRAP_SERVERS=kafka.address,
             DATABASE_URL=f"postgresql://broadcast@{postgres.address}/broadcast",

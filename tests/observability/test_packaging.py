@@ -24,7 +24,7 @@ COMPOSE_DIR = REPO_ROOT / "compose"
 COMPOSE_PATH = COMPOSE_DIR / "docker-compose.yml"
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
 DOCKERIGNORE = (REPO_ROOT / ".dockerignore").read_text()
-SERVICE_SOURCES = ("runtime", "consumer", "webhook_bridge", "projector", "sandbox")
+SERVICE_SOURCES = ("runtime", "consumer", "webhook_bridge", "projector", "sandbox", "console")
 
 # compose service -> (python module, the variable that sets its HTTP port, the port)
 SERVICES = {
@@ -32,7 +32,10 @@ SERVICES = {
     "webhook-bridge": ("webhook_bridge", "WEBHOOK_BRIDGE_PORT", 8081),
     "projector": ("projector", "PROJECTOR_METRICS_PORT", 9102),
     "sandbox": ("sandbox", "SANDBOX_PORT", 8090),
+    "console": ("console", "CONSOLE_PORT", 8095),
 }
+# The console serves /metrics too, but only its HTTP figures: Prometheus scrapes the four.
+SCRAPED = ("consumer", "webhook-bridge", "projector", "sandbox")
 
 
 def _wheel_packages() -> list[str]:
@@ -87,7 +90,7 @@ def test_dockerfile_uv_is_the_version_setup_installs() -> None:
 
 def test_dockerfile_bind_variables_exist() -> None:
     binds = re.findall(r"([A-Z_]+_HOST)=0\.0\.0\.0", DOCKERFILE)
-    assert len(binds) == 4
+    assert len(binds) == 5
     for name in binds:
         assert _read_by_services(name), f"no service reads {name}"
 
@@ -111,7 +114,7 @@ def test_compose_runs_each_service_on_its_port() -> None:
 def test_prometheus_scrapes_the_compose_services() -> None:
     targets = re.findall(r"^\s+- ([a-z-]+):(\d+)$", CONFIG_PATH.read_text(), re.MULTILINE)
     scraped = {host: int(port) for host, port in targets if host != "localhost"}
-    assert scraped == {service: port for service, (_, _, port) in SERVICES.items()}
+    assert scraped == {service: SERVICES[service][2] for service in SCRAPED}
 
 
 def test_compose_variables_are_read_by_the_services() -> None:

@@ -1,0 +1,25 @@
+"""What every page handler reaches through `request.app.state.console`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.templating import Jinja2Templates
+
+from console.actions import Actions
+from console.deadletters import DeadLetterTail
+from console.kirim import KirimView
+from console.settings import ConsoleSettings
+from console.snapshots import Snapshots
+from console.store import ConsoleStore
+
+
+@dataclass(frozen=True, slots=True)
+class Console:
+    settings: ConsoleSettings
+    store: ConsoleStore
+    snapshots: Snapshots
+    actions: Actions
+    kirim: KirimView
+    dead_letters: DeadLetterTail
+    templates: Jinja2Templates
