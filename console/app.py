@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -26,6 +27,7 @@ from console.context import Console
 from console.deadletters import DeadLetterTail
 from console.kirim import KirimView
 from console.pages import campaigns, deadletters, recipients, senders, session
+from console.quota import QuotaGauges
 from console.render import templates
 from console.settings import ConsoleSettings
 from console.snapshots import THROUGHPUT_BUCKETS, Snapshots
@@ -72,10 +74,15 @@ def build(
         tally = await store.tally(campaign_id)
         return tally, await store.throughput(campaign_id, THROUGHPUT_BUCKETS)
 
+    async def quota_used(budget_key: str, now: float) -> int:
+        at = datetime.fromtimestamp(now, UTC)
+        return await store.quota_used(budget_key, settings.quota_window_seconds, at)
+
     console = Console(
         settings=settings,
         store=store,
         snapshots=Snapshots(count, settings.live_interval_seconds),
+        quota=QuotaGauges(quota_used, settings.live_interval_seconds),
         actions=Actions(settings, store),
         kirim=KirimView(
             KirimClient(
@@ -104,9 +111,10 @@ def build(
 
 @contextlib.asynccontextmanager
 async def background(console: Console, stop: asyncio.Event) -> AsyncIterator[None]:
-    """The snapshot refresher and the dead-letter tail, for as long as the app serves."""
+    """The snapshot and quota refreshers and the dead-letter tail, while the app serves."""
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(console.snapshots.run(stop))
+        tasks.create_task(console.quota.run(stop))
         tasks.create_task(console.dead_letters.run(stop))
         try:
             yield

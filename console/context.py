@@ -9,6 +9,7 @@ from starlette.templating import Jinja2Templates
 from console.actions import Actions
 from console.deadletters import DeadLetterTail
 from console.kirim import KirimView
+from console.quota import QuotaGauges
 from console.settings import ConsoleSettings
 from console.snapshots import Snapshots
 from console.store import ConsoleStore
@@ -19,6 +20,7 @@ class Console:
     settings: ConsoleSettings
     store: ConsoleStore
     snapshots: Snapshots
+    quota: QuotaGauges
     actions: Actions
     kirim: KirimView
     dead_letters: DeadLetterTail

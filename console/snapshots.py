@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from console.store import ThroughputBucket
 from console.tally import Tally
@@ -44,12 +44,21 @@ class Snapshot:
     took: float  # seconds the count took
 
 
-def refresh_after(snapshot: Snapshot, interval: float) -> float:
+class Taken(Protocol):
+    """What the refresh policy reads of a count (a `Snapshot`, a quota `Gauge`)."""
+
+    @property
+    def taken_at(self) -> float: ...
+    @property
+    def took(self) -> float: ...
+
+
+def refresh_after(snapshot: Taken, interval: float) -> float:
     """Seconds after `taken_at` when a watched snapshot is due again."""
     return max(interval, COST_FACTOR * snapshot.took)
 
 
-def due(snapshot: Snapshot | None, watched_at: float, now: float, interval: float) -> bool:
+def due(snapshot: Taken | None, watched_at: float, now: float, interval: float) -> bool:
     if now - watched_at > WATCH_SECONDS:
         return False
     if snapshot is None:

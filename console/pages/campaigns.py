@@ -112,11 +112,7 @@ async def _live_context(
     api = await console.kirim.current()
     account = api.accounts.get(row.phone_number_id or "")
     tier = (account.tier if account else None) or (sender or {}).get("tier")
-    used = None
-    if row.phone_number_id:
-        used = await console.store.quota_used(
-            f"number:{row.phone_number_id}", settings.quota_window_seconds, datetime.now(UTC)
-        )
+    gauge = console.quota.get(f"number:{row.phone_number_id}") if row.phone_number_id else None
     plan = None
     if snapshot is not None:
         plan = fit_plan(
@@ -134,7 +130,7 @@ async def _live_context(
         "sender": sender,
         "account": account,
         "tier": tier,
-        "quota_used": used,
+        "quota_used": gauge.used if gauge else None,
         "window_seconds": settings.quota_window_seconds,
         "plan": plan,
         "api_problem": api.problem,

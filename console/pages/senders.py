@@ -4,12 +4,10 @@ Tier, quality rating and account status are the Kirim API's (`GET /v1/accounts`,
 at most once a minute, console/kirim.py); the sending state (active, or stopped and
 why) is the dispatcher's, from `senders`; the owner is whoever holds the number's
 ownership lock in PostgreSQL right now; the quota used is the rolling window's
-unique recipients (`quota_contacts`).
+unique recipients (`quota_contacts`), counted in the background (console/quota.py).
 """
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,15 +23,13 @@ async def listing(request: Request) -> Response:
     rows = {r["phone_number_id"]: r for r in await console.store.senders()}
     numbers = sorted(set(rows) | set(api.accounts))
     owners = await console.store.owners(numbers)
-    now = datetime.now(UTC)
     senders = []
     for number in numbers:
         row = rows.get(number, {})
         account = api.accounts.get(number)
         tier = (account.tier if account else None) or row.get("tier")
-        used = await console.store.quota_used(
-            f"number:{number}", settings.quota_window_seconds, now
-        )
+        gauge = console.quota.get(f"number:{number}")
+        used = gauge.used if gauge else None
         senders.append(
             {
                 "phone_number_id": number,
@@ -46,7 +42,7 @@ async def listing(request: Request) -> Response:
                 "hold_until": row.get("quota_hold_until"),
                 "owner": owners.get(number),
                 "used": used,
-                "share": (used / tier) if tier and tier < UNLIMITED else None,
+                "share": (used / tier) if used is not None and tier and tier < UNLIMITED else None,
             }
         )
     return page(
