@@ -20,7 +20,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -59,7 +59,7 @@ class AccessConfigError(ValueError):
 class Credentials:
     """Token -> user. Built once from the settings; never logged."""
 
-    by_token: dict[str, User]
+    by_token: dict[str, User] = field(repr=False)
 
     @classmethod
     def parse(cls, single_token: str, users: str) -> Credentials:
@@ -87,9 +87,12 @@ class Credentials:
             where = f"CONSOLE_USERS entry {index + 1}"
             name, sep1, rest = entry.partition(":")
             role_text, sep2, token = rest.partition(":")
+            token = token.strip()  # as every presented token is: else it could never match
             if not (sep1 and sep2 and name and token):
                 raise AccessConfigError(f"{where}: expected name:role:token")
-            if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            bare = name.replace("-", "").replace("_", "").replace(".", "")
+            # ASCII only: the name travels in the session cookie, which is US-ASCII.
+            if not (bare.isascii() and bare.isalnum()):
                 raise AccessConfigError(f"{where}: a name is letters, digits, '.', '-', '_'")
             try:
                 role = Role(role_text)
@@ -176,9 +179,9 @@ def csrf_valid(secret: bytes, session: Session, presented: str | None) -> bool:
 def decode_secret(text: str) -> bytes:
     """`CONSOLE_SECRET` as bytes: hex or URL-safe base64 of at least 32 bytes."""
     value = text.strip()
-    for decode in (bytes.fromhex, base64.urlsafe_b64decode):
+    for decode in (bytes.fromhex, _base64url):
         try:
-            raw = decode(value + ("=" * (-len(value) % 4) if decode is not bytes.fromhex else ""))
+            raw = decode(value)
         except (ValueError, binascii.Error):
             continue
         if len(raw) >= 32:
@@ -186,8 +189,13 @@ def decode_secret(text: str) -> bytes:
     raise AccessConfigError("CONSOLE_SECRET must be at least 32 bytes, hex or base64")
 
 
+def _base64url(value: str) -> bytes:
+    # validate: a character outside the alphabet is a mistake to refuse, not one to skip.
+    return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
+
+
 def mask_number(phone: str) -> str:
     """+6281234567890 -> +62812*****890: enough to tell recipients apart on a page."""
-    if len(phone) <= 7:
+    if len(phone) <= 9:  # six leading and three trailing would show all of it
         return "*" * len(phone)
     return phone[:6] + "*" * (len(phone) - 9) + phone[-3:]

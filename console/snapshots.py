@@ -112,6 +112,9 @@ class Snapshots:
     async def run(self, stop: asyncio.Event) -> None:
         """Refresh due snapshots, oldest first, one at a time, until `stop`."""
         while not stop.is_set():
+            # Cleared before the scan, not after the counts: a first look while a count
+            # runs sets it again, and its campaign is counted right after, not a turn later.
+            self._wake.clear()
             now = self._clock()
             for campaign_id, watched_at in list(self._watched.items()):
                 if now - watched_at > WATCH_SECONDS:
@@ -125,7 +128,6 @@ class Snapshots:
                 if stop.is_set():
                     return
                 await self._refresh(campaign_id)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(1.0, self._interval / 2))
 

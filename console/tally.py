@@ -76,7 +76,11 @@ class Tally:
         buckets = sorted(failures.items(), key=lambda item: (-item[1], item[0]))
         return cls(
             counts=counts,
-            reasons=dict(sorted(reasons.items(), key=lambda item: (item[0][0], -item[1]))),
+            # By name among equals too: the query's groups come in no particular order,
+            # and a live page must not shuffle its rows from one refresh to the next.
+            reasons=dict(
+                sorted(reasons.items(), key=lambda item: (item[0][0], -item[1], item[0][1]))
+            ),
             failures=tuple(FailureBucket(code, n) for code, n in buckets),
             updated_at=latest,
         )

@@ -27,7 +27,9 @@ from schemas.errors import InvalidEvent
 from schemas.requests import decode_request_event, event_type
 
 PREVIEW_CHARS: Final = 400
-_NUMBER: Final = re.compile(r"\+?\d{8,15}")
+# Any run of seven digits or more, as the services mask them (runtime/refusal.py): E.164
+# numbers have 7 to 15, and a longer run must not leave its tail unmasked.
+_NUMBER: Final = re.compile(r"\+?\d{7,}")
 
 
 def preview(value: bytes, *, masked: bool, limit: int = PREVIEW_CHARS) -> str:

@@ -16,7 +16,10 @@ def _safe_next(target: str | None) -> str:
     """Only a path of this site: an open redirect would hand the session to anyone."""
     if not target:
         return "/campaigns"
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # `//[`: an unbalanced IPv6 host, no path of this site either
+        return "/campaigns"
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/campaigns"
     return target
