@@ -66,8 +66,12 @@ ROUTES = [
 
 
 def build(
-    settings: ConsoleSettings, pool: asyncpg.Pool, health: Health | None = None
+    settings: ConsoleSettings,
+    pool: asyncpg.Pool,
+    stopping: asyncio.Event,
+    health: Health | None = None,
 ) -> tuple[ASGIApp, Console]:
+    """The app and its services; `stopping` is the server's stop event."""
     store = ConsoleStore(pool)
 
     async def count(campaign_id: uuid.UUID) -> tuple[Tally, list[ThroughputBucket]]:
@@ -94,6 +98,7 @@ def build(
         ),
         dead_letters=DeadLetterTail(settings.bootstrap_servers, settings.requests_dlq_topic),
         templates=templates(),
+        stopping=stopping,
     )
     app = Starlette(
         routes=ROUTES,
@@ -110,14 +115,17 @@ def build(
 
 
 @contextlib.asynccontextmanager
-async def background(console: Console, stop: asyncio.Event) -> AsyncIterator[None]:
+async def background(console: Console) -> AsyncIterator[None]:
     """The snapshot and quota refreshers and the dead-letter tail, while the app serves."""
-    async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(console.snapshots.run(stop))
-        tasks.create_task(console.quota.run(stop))
-        tasks.create_task(console.dead_letters.run(stop))
-        try:
-            yield
-        finally:
-            stop.set()
-    await console.kirim.close()
+    stop = asyncio.Event()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(console.snapshots.run(stop))
+            tasks.create_task(console.quota.run(stop))
+            tasks.create_task(console.dead_letters.run(stop))
+            try:
+                yield
+            finally:
+                stop.set()
+    finally:
+        await console.kirim.close()

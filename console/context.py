@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from starlette.templating import Jinja2Templates
 
@@ -25,3 +26,6 @@ class Console:
     kirim: KirimView
     dead_letters: DeadLetterTail
     templates: Jinja2Templates
+    # Set when the server stops: live streams end at once instead of holding the
+    # graceful shutdown until its timeout.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
 from runtime.logs import get_logger
@@ -58,15 +59,12 @@ def record_of(
         letter, problem = DeadLetter.from_headers(headers), None
     except InvalidEvent as error:
         letter, problem = None, error.detail
-    return DeadLetterRecord(
-        partition,
-        offset,
-        key,
-        value or b"",
-        datetime.fromtimestamp(timestamp_ms / 1000, UTC),
-        letter,
-        problem,
-    )
+    try:
+        written_at = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        # A foreign producer's timestamp outside the calendar: shown as the epoch.
+        written_at = datetime.fromtimestamp(0, UTC)
+    return DeadLetterRecord(partition, offset, key, value or b"", written_at, letter, problem)
 
 
 class DeadLetterTail:
@@ -94,8 +92,22 @@ class DeadLetterTail:
             except (KafkaError, OSError) as error:
                 self.problem = f"Kafka unavailable: {type(error).__name__}"
                 log.warning("console_dlq_unavailable", error=repr(error))
+            except Exception as error:
+                # A record this code cannot take must not take the console down with it.
+                self.problem = f"reading the topic failed: {type(error).__name__}"
+                log.exception("console_dlq_failed", error=repr(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _RETRY_SECONDS)
+
+    async def _partitions(self) -> set[int]:
+        # The consumer's own metadata only covers topics it follows; ask the cluster.
+        client = AIOKafkaClient(bootstrap_servers=self._bootstrap, client_id="broadcast-console")
+        try:
+            await client.bootstrap()
+            metadata = await client.fetch_all_metadata()
+        finally:
+            await client.close()
+        return set(metadata.partitions_for_topic(self.topic) or ())
 
     async def _follow(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
@@ -104,15 +116,12 @@ class DeadLetterTail:
             client_id="broadcast-console",
             enable_auto_commit=False,
         )
+        numbers = await self._partitions()
+        if not numbers:
+            self.problem = f"topic {self.topic} does not exist yet"
+            return
         await consumer.start()
         try:
-            numbers = consumer.partitions_for_topic(self.topic)
-            if not numbers:
-                await consumer.topics()  # refresh metadata once: the topic may be new
-                numbers = consumer.partitions_for_topic(self.topic)
-            if not numbers:
-                self.problem = f"topic {self.topic} does not exist yet"
-                return
             partitions = [TopicPartition(self.topic, n) for n in sorted(numbers)]
             consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)

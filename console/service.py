@@ -55,9 +55,8 @@ async def run(settings: ConsoleSettings, stop: asyncio.Event) -> None:
             settings.database_url, min_size=1, max_size=settings.db_pool_size, connect_timeout=3600
         )
         resources.push_async_callback(pool.close)
-        app, console = build(settings, pool)
-        background_stop = asyncio.Event()
-        await resources.enter_async_context(background(console, background_stop))
+        app, console = build(settings, pool, stop)
+        await resources.enter_async_context(background(console))
         deferred.app = app
         startup.done()
         log.info("console_ready")

@@ -11,7 +11,7 @@ from console.access import AccessConfigError, Credentials, decode_secret
 from runtime import defaults
 from runtime.env import SettingsError, env_bool, env_float, env_int, env_port, env_str
 
-DEFAULT_PORT = 8095
+DEFAULT_PORT = defaults.CONSOLE_PORT
 DEFAULT_SESSION_HOURS = 12
 
 

@@ -21,12 +21,13 @@ LOW_TIER_SENDER: Final = "106540352242923"
 LOW_TIER: Final = 250
 # They start together: the sandbox retries webhooks until the bridge is up, intake
 # retries the accounts lookup until the sandbox is.
-SERVICES: Final = ("sandbox", "webhook_bridge", "projector", "consumer")
+SERVICES: Final = ("sandbox", "webhook_bridge", "projector", "consumer", "console")
 PORT_VARIABLES: Final = {
     "sandbox": ("SANDBOX_PORT", defaults.SANDBOX_PORT),
     "webhook_bridge": ("WEBHOOK_BRIDGE_PORT", defaults.WEBHOOK_BRIDGE_PORT),
     "projector": ("PROJECTOR_METRICS_PORT", defaults.PROJECTOR_METRICS_PORT),
     "consumer": ("CONSUMER_METRICS_PORT", defaults.CONSUMER_METRICS_PORT),
+    "console": ("CONSOLE_PORT", defaults.CONSOLE_PORT),
 }
 _OWN_PREFIXES: Final = ("SANDBOX_", "KIRIM_")
 
@@ -100,8 +101,9 @@ def service_environment(
     ports: Mapping[str, int],
     secret: str,
     options: DemoOptions,
+    console_token: str,
 ) -> dict[str, str]:
-    """One environment for the four services (and the CLI's settings)."""
+    """One environment for the services (and the CLI's settings)."""
     # An inherited SANDBOX_* or KIRIM_* variable would override the scenario (a real API
     # key, another quota window): the demo sets its own.
     env = {name: value for name, value in base.items() if not name.startswith(_OWN_PREFIXES)}
@@ -123,6 +125,9 @@ def service_environment(
                 f"http://127.0.0.1:{ports['webhook_bridge']}{defaults.WEBHOOK_PATH}"
             ),
             "SANDBOX_LOG_LEVEL": "WARNING",
+            # The operator console: one operator, this run's token (printed by the demo).
+            "CONSOLE_TOKEN": console_token,
+            "CONSOLE_LIVE_INTERVAL": "1",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }

@@ -77,6 +77,8 @@ class Demo:
         say(f"Kafka       {bootstrap}")
         say(f"PostgreSQL  {redact_url(database_url)}")
         secret = f"whsec_demo_{secrets.token_hex(12)}"
+        # The console's token: the user's own if set, else one for this run only.
+        console_token = self.base_env.get("CONSOLE_TOKEN") or secrets.token_urlsafe(18)
         for attempt in range(1, PORT_ATTEMPTS + 1):
             self.ports, notes = choose_ports(prefer_contract=attempt == 1)
             env = service_environment(
@@ -86,6 +88,7 @@ class Demo:
                 ports=self.ports,
                 secret=secret,
                 options=self.options,
+                console_token=console_token,
             )
             try:
                 settings = CliSettings.from_env(env).with_overrides(timeout_seconds=30.0)
@@ -101,7 +104,11 @@ class Demo:
                 # The sandbox's webhook URL names the bridge's port: all start again.
                 await stop_all(self.children.items, STOP_GRACE_SECONDS)
                 self.children.items.clear()
-                say(f"note: {clash}; starting all four again on free ports")
+                say(f"note: {clash}; starting them all again on free ports")
+        say(
+            f"console     http://127.0.0.1:{self.ports['console']}/"
+            f"  (sign in with the token {console_token})"
+        )
         say("")
         self.campaigns = [
             Campaign("flash sale, 10K-tier number", MAIN_SENDER, self.options.recipients, 1)
@@ -124,7 +131,10 @@ class Demo:
         )
         if self.options.keep_running:
             say("")
-            say("the services keep running; Ctrl-C stops them. Their environment:")
+            say(
+                f"the services keep running; the console: http://127.0.0.1:{self.ports['console']}/"
+            )
+            say("Ctrl-C stops them. Their environment:")
             for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "KIRIM_BASE_URL"):
                 say(f"  export {name}={env[name]}")
             while True:
@@ -143,7 +153,9 @@ class Demo:
             self.children.items.append(await spawn(name, env, log_dir, self.ports[name]))
         deadline = time.monotonic() + START_SECONDS
         await asyncio.gather(*(wait_healthy(child, deadline) for child in self.children.items))
-        self.console.line(f"all four healthy after {duration(time.monotonic() - self.started)}")
+        self.console.line(
+            f"all {len(SERVICES)} healthy after {duration(time.monotonic() - self.started)}"
+        )
 
     async def publish(self, settings: CliSettings, campaign: Campaign) -> None:
         """`broadcast publish`'s own steps: read, preview, plan, chunk, publish."""

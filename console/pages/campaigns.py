@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import math
 import time
@@ -149,13 +150,26 @@ async def live(request: Request) -> Response:
         return not_found(request, f"no campaign {request.path_params['campaign_id']}")
     console = console_of(request)
 
+    async def next_snapshot(than: float) -> Snapshot | None:
+        """The next snapshot, or None at once when the server stops."""
+        waiting = asyncio.create_task(console.snapshots.newer(row.campaign_id, than, within=15.0))
+        stopping = asyncio.create_task(console.stopping.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not waiting.done():
+            waiting.cancel()
+            return None
+        return waiting.result()
+
     async def events() -> AsyncIterator[str]:
         last = 0.0
         ends = time.monotonic() + STREAM_SECONDS
-        while time.monotonic() < ends:
+        while time.monotonic() < ends and not console.stopping.is_set():
             if await request.is_disconnected():
                 return
-            snapshot = await console.snapshots.newer(row.campaign_id, last, within=15.0)
+            snapshot = await next_snapshot(last)
+            if console.stopping.is_set():
+                return
             if snapshot is None or snapshot.taken_at <= last:
                 yield ": still counting\n\n"  # a comment keeps proxies from closing the stream
                 continue

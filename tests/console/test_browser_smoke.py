@@ -19,14 +19,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from runtime.httpserve import EmbeddedServer
-from tests.console import browser as chromium
+from tests.console.browser import REPO_ROOT
 
-# The browser fixtures, under their names, for this module's tests (until a
-# tests/console/conftest.py re-exports them for the whole folder).
-browser = chromium.browser
-page = chromium.page
-
-STATIC_DIR = chromium.REPO_ROOT / "console" / "static"
+STATIC_DIR = REPO_ROOT / "console" / "static"
 
 INDEX = """<!doctype html>
 <html>

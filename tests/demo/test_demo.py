@@ -117,18 +117,21 @@ async def test_the_demo_runs_end_to_end_and_leaves_nothing_running(
         assert f"== flash sale, {label}: finished" in out
     # The final progress table of each campaign, and the failure buckets.
     assert out.count("  status     count     pct") == 2
+    assert "console     http://127.0.0.1:" in out
     assert "failures by code" in out or "no failures" in out
     assert "pending: deferred_quota" in out
     assert f"{LOW_TIER_SENDER}: tier 250, at most 250 unique recipients" in out
     assert "  accepted sends " in out
     assert (
-        "stopped: sandbox exit 0, webhook_bridge exit 0, projector exit 0, consumer exit 0" in out
+        "stopped: sandbox exit 0, webhook_bridge exit 0, projector exit 0, consumer exit 0, "
+        "console exit 0" in out
     )
     assert {p.name for p in log_dir.glob("*.log")} == {
         "sandbox.log",
         "webhook_bridge.log",
         "projector.log",
         "consumer.log",
+        "console.log",
     }
     assert _processes_with(run) == []
 
@@ -175,9 +178,16 @@ def test_the_sandbox_and_the_dispatcher_agree_on_the_window() -> None:
         {"PATH": "/usr/bin"},
         bootstrap_servers="127.0.0.1:1",
         database_url="postgresql://x@127.0.0.1:1/x",
-        ports={"sandbox": 1001, "webhook_bridge": 1002, "projector": 1003, "consumer": 1004},
+        ports={
+            "sandbox": 1001,
+            "webhook_bridge": 1002,
+            "projector": 1003,
+            "consumer": 1004,
+            "console": 1005,
+        },
         secret="whsec_test",
         options=options,
+        console_token="demo-test-console-token",
     )
     sandbox = SandboxSettings.from_env(env)
     config = sandbox.config
@@ -186,5 +196,6 @@ def test_the_sandbox_and_the_dispatcher_agree_on_the_window() -> None:
     assert config.webhooks.url == "http://127.0.0.1:1002/kirim-hook"
     assert config.webhooks.secrets == ("whsec_test",)
     assert config.rate_limits.write_per_minute == 1_234
+    assert (env["CONSOLE_PORT"], env["CONSOLE_TOKEN"]) == ("1005", "demo-test-console-token")
     assert config.accounts[LOW_TIER_SENDER].messaging_tier == LOW_TIER
     assert sandbox_config(options)["quota"]["window_seconds"] == 7

@@ -30,6 +30,7 @@ import asyncpg
 import pytest
 
 from cli.database import Q as CLI
+from console.store import Q as CONSOLE
 from consumer.dispatch.store import Q as DISPATCH
 from devstack.postgres import PostgresServer
 from runtime.migrate import migrate_url
@@ -368,3 +369,28 @@ async def test_a_batch_costs_the_same_while_the_statistics_are_stale(history: Fa
         await transaction.rollback()
         await connection.close()
     assert {name: n for name, n in read.items() if n > 4 * batch} == {}
+
+
+async def test_every_console_statement_is_index_backed(history: Facts) -> None:
+    """The console's reads (console/sql/queries.sql) on the same history: a page must
+    cost the same whatever the ledger holds besides the campaign it shows."""
+    window = datetime.now(UTC) - timedelta(days=1)
+    phone = history.pending[0]
+    arguments: dict[str, tuple[Any, ...]] = {
+        "campaigns_page": (None, 25, 0),
+        "campaigns_count": ("active",),
+        "campaign": (history.big,),
+        "campaign_tally": (history.big,),
+        "campaign_throughput": (history.big, 60),
+        "sender": (history.sender,),
+        "senders": (),
+        "quota_used": (f"number:{history.sender}", window),
+        "sender_owners": ([history.sender],),
+        "recipient_messages": (phone, 100),
+        "record_action": ("ana", "operator", "pause", history.big, None, "ok"),
+        "campaign_actions": (history.big, 20),
+        "recent_actions": (20,),
+    }
+    assert set(arguments) == set(CONSOLE), "every named console query is explained here"
+    statements = {name: (_strip(CONSOLE[name]), args) for name, args in arguments.items()}
+    assert await violations(history, statements) == {}
