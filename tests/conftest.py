@@ -94,7 +94,13 @@ def group_id() -> str:
 # With `pytest -n 2 --dist loadgroup` (scripts/test), these run one after another on one
 # worker: each starts a whole pipeline of processes (or a stack of its own), and two at
 # once on a 2-core machine would test the machine's patience more than the code.
-_HEAVY = ("tests/soak/", "tests/scale/test_bench_quick.py", "tests/system/", "tests/demo/")
+_HEAVY = (
+    "tests/soak/",
+    "tests/scale/test_bench_quick.py",
+    "tests/system/",
+    "tests/demo/",
+    "tests/console/test_live.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
