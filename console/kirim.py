@@ -3,13 +3,15 @@
 The Senders page shows each number's tier, quality rating and status as the API
 reports them (`GET /v1/accounts`), and the fit plan needs the write budget
 (`GET /v1/me`). Both are read at most once per `CACHE_SECONDS` whatever the page
-traffic, so the console's share of the read budget stays negligible; when the API
-cannot be reached the last answer is shown with its age, or nothing with the reason.
+traffic, so the console's share of the read budget stays negligible, and in the
+background: a page waits at most `WAIT_SECONDS` for them. When the API cannot be
+reached the last answer is shown with its age, or nothing with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Final
@@ -20,6 +22,7 @@ from runtime.logs import get_logger
 log = get_logger(__name__)
 
 CACHE_SECONDS: Final = 60.0
+WAIT_SECONDS: Final = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,34 +36,37 @@ class ApiView:
 class KirimView:
     def __init__(self, client: KirimClient) -> None:
         self._client = client
-        self._view = ApiView()
-        self._lock = asyncio.Lock()
-        self._tried_at = 0.0
+        self._view = ApiView(problem="not read yet")
+        self._refreshing: asyncio.Task[None] | None = None
+        self._tried_at: float | None = None
 
     async def current(self) -> ApiView:
-        """The cached view, refreshed first when older than CACHE_SECONDS."""
-        if time.monotonic() - self._tried_at < CACHE_SECONDS and self._tried_at:
-            return self._view
-        async with self._lock:
-            if time.monotonic() - self._tried_at < CACHE_SECONDS and self._tried_at:
-                return self._view
+        """The cached view. When it is older than CACHE_SECONDS a refresh starts in the
+        background, and is waited for at most WAIT_SECONDS: a page never waits for an
+        API that is slow or down longer than that."""
+        stale = self._tried_at is None or time.monotonic() - self._tried_at >= CACHE_SECONDS
+        if stale and (self._refreshing is None or self._refreshing.done()):
             self._tried_at = time.monotonic()
-            try:
-                accounts = await self._client.accounts()
-                write, _ = await self._client.rate_limits()
-            except KirimTransportError as error:
-                log.warning("console_kirim_unavailable", error=str(error))
-                self._view = ApiView(
-                    self._view.accounts,
-                    self._view.write_per_minute,
-                    self._view.read_at,
-                    problem=str(error),
-                )
-            else:
-                self._view = ApiView(
-                    {a.phone_number_id: a for a in accounts}, write, time.time(), None
-                )
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+        if self._refreshing is not None and not self._refreshing.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._refreshing), WAIT_SECONDS)
         return self._view
 
+    async def _refresh(self) -> None:
+        try:
+            accounts = await self._client.accounts()
+            write, _ = await self._client.rate_limits()
+        except KirimTransportError as error:
+            log.warning("console_kirim_unavailable", error=str(error))
+            old = self._view
+            self._view = ApiView(old.accounts, old.write_per_minute, old.read_at, str(error))
+        else:
+            self._view = ApiView({a.phone_number_id: a for a in accounts}, write, time.time())
+
     async def close(self) -> None:
+        if self._refreshing is not None and not self._refreshing.done():
+            self._refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refreshing
         await self._client.close()

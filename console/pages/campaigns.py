@@ -57,7 +57,26 @@ async def campaigns(request: Request) -> Response:
         number = 1
     total = await console.store.campaign_count(state)
     rows = await console.store.campaigns(state, PAGE_SIZE, (number - 1) * PAGE_SIZE)
-    items = [(row, console.snapshots.get(row.campaign_id)) for row in rows]
+    api = await console.kirim.current()
+    tiers = {r["phone_number_id"]: r["tier"] for r in await console.store.senders()}
+    items = []
+    for row in rows:
+        snapshot = console.snapshots.get(row.campaign_id)
+        eta = None
+        if (
+            snapshot is not None
+            and snapshot.tally.counts.get("pending", 0)
+            and row.state == "active"
+        ):
+            account = api.accounts.get(row.phone_number_id or "")
+            plan = fit_plan(
+                snapshot.tally.counts["pending"],
+                tier=(account.tier if account else None) or tiers.get(row.phone_number_id),
+                write_per_minute=api.write_per_minute,
+                window_seconds=console.settings.quota_window_seconds,
+            )
+            eta = plan.eta_seconds
+        items.append((row, snapshot, eta))
     return page(
         request,
         "campaigns.html",

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import random
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -86,7 +88,10 @@ class Dispatcher:
         self._restarts = RestartBackoff()
 
     async def run(self, stop: asyncio.Event) -> None:
-        ownership = SenderOwnership(self._database_url)
+        ownership = SenderOwnership(
+            self._database_url,
+            f"consumer {socket.gethostname()}:{os.getpid()} {str(self.instance_id)[:8]}",
+        )
         listener: asyncpg.Connection | None = None
         try:
             metrics.LAST_PROGRESS.set(self.ctx.clock())

@@ -17,15 +17,20 @@ _CONNECTION_LOST: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, asyncpg.
 
 
 class SenderOwnership:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, instance: str = "consumer") -> None:
         self._url = database_url
+        # The lock connection's application_name: who holds a number, as pg_stat_activity
+        # (and the console's Senders page) shows it.
+        self._name = instance[:63]
         self._connection: asyncpg.Connection | None = None
         self.owned: set[str] = set()
 
     async def _conn(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
             self.owned.clear()
-            self._connection = await asyncpg.connect(self._url, timeout=10)
+            self._connection = await asyncpg.connect(
+                self._url, timeout=10, server_settings={"application_name": self._name}
+            )
         return self._connection
 
     async def alive(self) -> bool:

@@ -89,6 +89,13 @@ async def test_live_progress_moves_and_the_buttons_steer_the_dispatcher(
                 assert await _number(page, "queued") > before
                 await screenshot(page, "campaign-live")
 
+                # Senders: the consumer that owns the number, by its lock in PostgreSQL.
+                await page.goto(f"{console.url}/senders")
+                await expect(page.locator(f"#senders tr[data-sender='{sender}']")).to_contain_text(
+                    "consumer "
+                )
+                await page.goto(url)
+
                 # Pause: the dispatcher stops sending (in-flight sends may still land).
                 await _act(page, "pause", reason="checking the template")
 

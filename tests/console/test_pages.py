@@ -364,3 +364,31 @@ async def test_a_corrected_dead_letter_is_republished_and_recorded(
     ]
     assert outcomes[0]["outcome"].startswith("refused: ")
     assert outcomes[1]["outcome"].startswith("ok: ")
+
+
+async def test_retry_retryable_requeues_only_the_retryable_failures(
+    console: RunningConsole, page: Page, seeded: tuple[Seeded, Seeded]
+) -> None:
+    big, _ = seeded
+
+    async def failed_by_code() -> dict[str, int]:
+        rows = await console.pool.fetch(
+            "SELECT error_code, count(*) AS n FROM ledger WHERE campaign_id = $1"
+            " AND status = 'failed' GROUP BY 1",
+            big.campaign_id,
+        )
+        return {r["error_code"]: r["n"] for r in rows}
+
+    before = await failed_by_code()
+    await console.sign_in(page, path=f"/campaigns/{big.campaign_id}")
+    await page.click("a[data-action=retry]")
+    await expect(page.locator("main")).to_contain_text("never the ones that may have been sent")
+    await page.click("#confirm button[type=submit]")
+    retried = before["rate_limit_exceeded"]
+    await expect(page.locator("#outcome")).to_contain_text(f"re-queued {retried:,}")
+    after = await failed_by_code()
+    # The retryable code is back to pending; the permanent and the in-doubt ones stay.
+    assert "rate_limit_exceeded" not in after
+    assert after["recipient_blocked"] == before["recipient_blocked"]
+    assert after["outcome_unknown"] == before["outcome_unknown"]
+    await expect(page.locator("#audit tbody tr").first).to_contain_text("retry")
