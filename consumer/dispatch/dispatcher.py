@@ -29,6 +29,7 @@ from consumer.dispatch.reconcile import FailureReconciler
 from consumer.dispatch.restart import RestartBackoff
 from consumer.dispatch.settings import DispatchSettings
 from consumer.dispatch.store import DispatchStore
+from consumer.dispatch.tiers import tier_limit
 from consumer.dispatch.worker import SenderWorker
 from consumer.kirim.client import KirimClient, KirimTransportError
 from runtime.db import TRANSIENT_ERRORS
@@ -297,7 +298,9 @@ class Dispatcher:
         stopped = await self.store.stopped_senders()
         self.ctx.accounts.accounts = {a.phone_number_id: a for a in accounts}
         for account in accounts:
-            await self.store.record_tier(account.phone_number_id, account.tier)
+            before = await self.store.record_tier(account.phone_number_id, account.tier)
+            if before is not None:
+                await self._tier_changed(account.phone_number_id, before, account.tier)
         # The accounts call authenticated, so the key works again.
         if any(reason in _KEY_STOPS for reason in stopped.values()):
             for phone_number_id in stopped:
@@ -309,6 +312,19 @@ class Dispatcher:
             if reason in _CONNECTION_STOPS and known and known.status == "connected":
                 await self.store.resume_sender(phone_number_id, _CONNECTION_STOPS)
                 log.info("senders_resumed", sender=phone_number_id, reason="reconnected")
+
+    async def _tier_changed(self, phone_number_id: str, before: int, tier: int | None) -> None:
+        """A tier learned mid-campaign. Every claim plans with the tier then known, so a
+        fall needs nothing more; after a rise, rows deferred for the old tier's window
+        (and a hold from the API's quota_exceeded) need not wait for it."""
+        default = self.settings.default_tier
+        old, new = tier_limit(before, default), tier_limit(tier, default)
+        if old == new:
+            return
+        log.info("tier_changed", sender=phone_number_id, before=old, after=new)
+        if new > old:
+            await self.store.tier_rose(phone_number_id, new, self.ctx.clock())
+            self.ctx.work_arrived.set()
 
     async def _forget_instance(self) -> None:
         with contextlib.suppress(*TRANSIENT_ERRORS):

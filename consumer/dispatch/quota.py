@@ -4,6 +4,11 @@ A recipient counts once per window however often it is messaged; a recipient who
 latest contact is still inside the window costs nothing to message again. The
 planner decides before any call to the API, so `quota_exceeded` is never how the
 limit is found.
+
+The limit is the tier in force when the batch is planned: it may have risen or
+fallen since the last plan (tier changes mid-campaign). After a fall the window
+may already hold more recipients than the new limit; nothing new fits until
+enough of them age out (`freeing_offset`), and the rest is deferred, never failed.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ class QuotaSnapshot:
 
     `used` counts distinct recipients contacted within the window; `in_window` holds
     the batch's phones among them; `oldest_contact_at` is the earliest latest-contact
-    still inside the window (the next slot to free up).
+    still inside the window (the next slot to free up). `freeing_contact_at`, when
+    `used` exceeds `limit` (the tier fell), is the latest-contact at `freeing_offset`
+    in age order: the one whose ageing out brings `used` below `limit`; None means
+    `oldest_contact_at`.
     """
 
     limit: int
@@ -26,6 +34,7 @@ class QuotaSnapshot:
     in_window: frozenset[str]
     oldest_contact_at: float | None
     hold_until: float = 0.0
+    freeing_contact_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +74,12 @@ def plan_quota(
             defer.append(phone)
     retry_at = None
     if defer:
-        frees_at = (
-            snapshot.oldest_contact_at + window_seconds + margin_seconds
-            if snapshot.oldest_contact_at is not None
-            else now
+        basis = (
+            snapshot.freeing_contact_at
+            if snapshot.freeing_contact_at is not None
+            else snapshot.oldest_contact_at
         )
+        frees_at = basis + window_seconds + margin_seconds if basis is not None else now
         retry_at = max(frees_at, snapshot.hold_until, now)
     return QuotaPlan(
         send=tuple(send),
@@ -77,6 +87,13 @@ def plan_quota(
         retry_at=retry_at,
         new_contacts=used - snapshot.used,
     )
+
+
+def freeing_offset(used: int, limit: int) -> int:
+    """Which contact, oldest first (0-based), must age out before a new one fits:
+    the oldest while the window is at most full, later ones after a tier fell
+    below `used` (from 100k to 1k with 5k contacted: the 4,001st oldest)."""
+    return max(0, used - limit)
 
 
 def window_start(now: float, window_seconds: float, margin_seconds: float = 0.0) -> float:

@@ -64,7 +64,9 @@ class DispatchSettings:
     # A failed message is sent again only this long after its failure and once the API
     # confirms it is still failed (a late multi-device delivered). 0: at once, unchecked.
     failure_recheck_seconds: float = 30.0
-    accounts_refresh_seconds: float = 60.0
+    # How often GET /v1/accounts is read (tiers, connection states): a new tier is
+    # planned with at most this long after the API reports it (docs/dispatch.md).
+    accounts_refresh_seconds: float = 10.0
     drain_seconds: float = 10.0
     # Only these sender numbers (an instance dedicated to some numbers); empty: all.
     only_senders: frozenset[str] = frozenset()
@@ -115,6 +117,9 @@ class DispatchSettings:
             ),
             failure_recheck_seconds=env_float(
                 env, "DISPATCH_FAILURE_RECHECK_SECONDS", 30.0, minimum=0.0
+            ),
+            accounts_refresh_seconds=env_float(
+                env, "DISPATCH_ACCOUNTS_REFRESH_SECONDS", 10.0, minimum=0.1
             ),
             drain_seconds=env_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0),
             only_senders=frozenset(

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot
+from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot, freeing_offset
 from consumer.dispatch.settle import Sighting
 from runtime.db import TRANSIENT_ERRORS
 from runtime.sqlfiles import load_queries
@@ -250,12 +250,24 @@ class DispatchStore:
             known = await connection.fetch(
                 Q["budget_known_phones"], budget_key, phones, at(window_start)
             )
+            used = usage["used"] if usage else 0
+            # The tier fell below what the window holds: room comes only once enough
+            # contacts age out, not when the oldest does.
+            offset = freeing_offset(used, budget.limit)
+            freeing = (
+                await connection.fetchval(
+                    Q["budget_freeing_contact"], budget_key, at(window_start), offset
+                )
+                if offset
+                else None
+            )
             snapshot = QuotaSnapshot(
                 limit=budget.limit,
-                used=usage["used"] if usage else 0,
+                used=used,
                 in_window=frozenset(r["phone"] for r in known),
                 oldest_contact_at=seconds_of(usage["oldest"]) if usage else None,
                 hold_until=budget.hold_until,
+                freeing_contact_at=seconds_of(freeing),
             )
             plan = decide(snapshot)
             sending = set(plan.send)
@@ -459,8 +471,16 @@ class DispatchStore:
     async def forget_instance(self, instance_id: uuid.UUID) -> None:
         await self._pool.execute(Q["forget_instance"], instance_id)
 
-    async def record_tier(self, phone_number_id: str, tier: int | None) -> None:
-        await self._pool.execute(Q["record_tier"], phone_number_id, tier)
+    async def record_tier(self, phone_number_id: str, tier: int | None) -> int | None:
+        """Record the number's tier; returns the one recorded before (None: none)."""
+        before: int | None = await self._pool.fetchval(Q["record_tier"], phone_number_id, tier)
+        return before
+
+    async def tier_rose(self, phone_number_id: str, limit: int, now: float) -> None:
+        """Make what waits for the old tier's window due now: deferred rows, the hold."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(Q["undefer_quota"], phone_number_id, at(now), limit)
+            await connection.execute(Q["lift_quota_hold"], phone_number_id, at(now))
 
 
 def _result_columns(results: Sequence[RowResult], token: uuid.UUID) -> list[Any]:

@@ -42,6 +42,11 @@ def parse_tier(raw: object) -> int | None:
     return min(number, UNLIMITED)
 
 
+def tier_limit(tier: int | None, default: int) -> int:
+    """The recipient limit planned with: the account's tier, else the configured default."""
+    return tier if tier else default
+
+
 def concurrency_for(limit: int, table: Mapping[int, int] = DEFAULT_CONCURRENCY) -> int:
     """The in-flight bound of the smallest tier ceiling at or above `limit`."""
     for ceiling in sorted(table):

@@ -38,8 +38,9 @@ from consumer.dispatch.request import idempotency_key, template_body
 from consumer.dispatch.results import ResultWriter
 from consumer.dispatch.schedule import interleave
 from consumer.dispatch.settle import InDoubt, candidates, recipient_id
+from consumer.dispatch.slots import Slots
 from consumer.dispatch.store import Budget, Campaign, DueRow
-from consumer.dispatch.tiers import concurrency_for
+from consumer.dispatch.tiers import concurrency_for, tier_limit
 from consumer.kirim.answers import printable
 from consumer.kirim.client import KirimTransportError
 from runtime.db import TRANSIENT_ERRORS, retrying
@@ -72,8 +73,9 @@ class SenderWorker:
         )
         self._sender_stopped = False
         self._in_flight: set[asyncio.Task[None]] = set()
-        # Shared by consecutive rounds, so the next claim overlaps the last sends.
-        self._slots = asyncio.Semaphore(self._limits()[1])
+        # Shared by consecutive rounds, so the next claim overlaps the last sends;
+        # resized on each claim to the tier then in force.
+        self._slots = Slots(self._limits()[1])
 
     async def _recipient_of(self, message_id: str) -> str | None:
         try:
@@ -144,7 +146,7 @@ class SenderWorker:
 
     def _limits(self) -> tuple[int, int]:
         account = self.ctx.accounts.get(self.phone_number_id)
-        limit = account.tier if account and account.tier else self.ctx.settings.default_tier
+        limit = tier_limit(account.tier if account else None, self.ctx.settings.default_tier)
         return limit, concurrency_for(limit, self.ctx.settings.concurrency)
 
     async def _claim(self) -> _Batch | bool:
@@ -166,7 +168,9 @@ class SenderWorker:
         ctx.campaigns.update({c.campaign_id: c.state for c in campaigns})
         now = ctx.clock()
         due = [c for c in campaigns if c.send_at is None or c.send_at <= now]
+        # Read afresh on every claim: a tier learned since the last one applies now.
         limit, concurrency = self._limits()
+        self._slots.resize(concurrency)
         # About a second of sends: small enough that a pause bites within a second.
         batch = max(concurrency * 2, min(settings.batch_max, int(ctx.pacer.rate)))
         with metrics.STATEMENT_SECONDS.labels("due_rows").time():

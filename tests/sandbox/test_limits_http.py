@@ -112,6 +112,33 @@ async def test_the_window_rolls(http: httpx.AsyncClient) -> None:
         assert number["max_window_requested"] == 2
 
 
+async def test_a_tier_patched_at_run_time_applies_to_the_next_send(launch: Launch) -> None:
+    """`PATCH /_sandbox/config` changes a number's tier mid-window (how the system test
+    of tier changes mid-campaign drives it): GET /v1/accounts shows it at once, first
+    contacts already in the window still count, and the next send is judged by it."""
+    api = await launch(
+        {"accounts": {NUMBER_ID: {"messaging_tier": 3}}, "quota": {"exceeded_mode": "sync"}}
+    )
+
+    async def tier() -> object:
+        accounts = (await api.get("/accounts")).json()["data"]
+        return next(a for a in accounts if a["phone_number_id"] == NUMBER_ID)["messaging_tier"]
+
+    assert [(await api.send(f"+6281100000{n}")).status_code for n in range(3)] == [200] * 3
+    assert (await api.patch({"accounts": {NUMBER_ID: {"messaging_tier": 1}}})).status_code == 200
+    assert await tier() == 1
+    assert (await api.send("+62811000004")).status_code == 429  # 3 in the window > 1
+    assert (await api.send("+62811000000")).status_code == 200  # already counted: free
+    assert (await api.patch({"accounts": {NUMBER_ID: {"messaging_tier": 5}}})).status_code == 200
+    assert await tier() == 5
+    sends = [(await api.send(f"+6281100001{n}")).status_code for n in range(3)]
+    assert sends == [200, 200, 429]  # 5 in the window now
+    number = (await api.audit())["numbers"][NUMBER_ID]
+    assert number["tier"] == 5
+    assert number["max_window_recipients"] == 5
+    assert number["quota_exceeded_sync"] == 2
+
+
 async def test_numbers_in_a_quota_group_share_the_tier(launch: Launch) -> None:
     second = "2222222"
     api = await launch(

@@ -81,6 +81,14 @@ SELECT count(*) AS used, min(last_contact_at) AS oldest
 FROM quota_contacts
 WHERE budget_key = $1 AND last_contact_at >= $2;
 
+-- name: budget_freeing_contact
+-- The window's contact at offset $3, oldest first (after a tier fell below its usage:
+-- the one whose ageing out makes room); an index range scan of $3 + 1 entries.
+SELECT last_contact_at FROM quota_contacts
+WHERE budget_key = $1 AND last_contact_at >= $2
+ORDER BY last_contact_at
+OFFSET $3 LIMIT 1;
+
 -- name: budget_known_phones
 SELECT phone FROM quota_contacts
 WHERE budget_key = $1 AND phone = ANY($2::text[]) AND last_contact_at >= $3;
@@ -313,8 +321,34 @@ SET quota_hold_until = GREATEST(senders.quota_hold_until, excluded.quota_hold_un
 SELECT phone_number_id, state_reason FROM senders WHERE state = 'stopped';
 
 -- name: record_tier
+-- Returns the tier recorded before (NULL: none), so a change made while no instance ran
+-- is noticed too, and by the one instance whose statement saw the old value.
+WITH before AS (SELECT tier FROM senders WHERE phone_number_id = $1)
 INSERT INTO senders (phone_number_id, tier, updated_at) VALUES ($1, $2, now())
-ON CONFLICT (phone_number_id) DO UPDATE SET tier = excluded.tier, updated_at = now();
+ON CONFLICT (phone_number_id) DO UPDATE SET tier = excluded.tier, updated_at = now()
+RETURNING (SELECT tier FROM before);
+
+-- name: undefer_quota
+-- The number's tier rose: rows deferred for the old tier's window are due at $2 (up to
+-- $3, the new limit, per campaign, soonest first); the planner defers again what still
+-- does not fit. Each campaign's rows are one range of ledger_due.
+UPDATE ledger AS l
+SET next_attempt_at = $2, updated_at = now()
+FROM campaigns AS c
+CROSS JOIN LATERAL (
+    SELECT d.phone FROM ledger AS d
+    WHERE d.campaign_id = c.campaign_id AND d.status = 'pending' AND d.next_attempt_at > $2
+      AND d.reason = 'deferred_quota'
+    ORDER BY d.next_attempt_at
+    LIMIT $3
+) AS t
+WHERE c.phone_number_id = $1 AND c.state = 'active'
+  AND l.campaign_id = c.campaign_id AND l.phone = t.phone AND l.status = 'pending';
+
+-- name: lift_quota_hold
+-- The tier rose: a hold set after the API's quota_exceeded was for the old tier.
+UPDATE senders SET quota_hold_until = NULL, updated_at = now()
+WHERE phone_number_id = $1 AND quota_hold_until > $2;
 
 -- name: heartbeat
 INSERT INTO dispatcher_instances (instance_id, seen_at) VALUES ($1, now())
