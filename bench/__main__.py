@@ -67,6 +67,11 @@ BENCHES = (
     Bench("projector", "Projector: live fold and rebuild", ("--events", "100000")),
     Bench("sandbox_throughput", "Kirim sandbox throughput", ("--seconds", "3")),
     Bench("scale", "Scale: 10k to 1M recipients, 1-3 instances, with history", ("--quick",)),
+    Bench(
+        "console",
+        "Operator console: page latency with a 1M-recipient campaign",
+        ("--recipients", "100000", "--requests", "30"),
+    ),
 )
 TIMEOUT_SECONDS = 30 * 60
 # The full scale run sends 4M messages and seeds a 10M-row history.
