@@ -11,7 +11,8 @@ campaigns being watched fresh:
   often, so watching it never costs the database more than a fifth of one core;
 - nothing is counted for a campaign nobody watches.
 
-`due` and `refresh_after` are the pure policy; `Snapshots` is the cache and its task.
+`due` and `refresh_after` are the pure policy; `Watched` is the cache and its task,
+for campaign snapshots (`Snapshots`) and the quota gauges (console/quota.py) alike.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Generic, Protocol, TypeVar
 
 from console.store import ThroughputBucket
 from console.tally import Tally
@@ -66,35 +67,45 @@ def due(snapshot: Taken | None, watched_at: float, now: float, interval: float) 
     return now - snapshot.taken_at >= refresh_after(snapshot, interval)
 
 
-Count = Callable[[uuid.UUID], Awaitable[tuple[Tally, list[ThroughputBucket]]]]
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V", bound=Taken)
 
 
-class Snapshots:
+class Watched(Generic[K, V]):
+    """The latest count of each key someone looks at, kept fresh by one background task
+    on the policy above. `count(key, taken_at)` produces the value (which records when
+    it was taken and how long it took); a transient database error skips one round."""
+
     def __init__(
-        self, count: Count, interval: float, clock: Callable[[], float] = time.time
+        self,
+        count: Callable[[K, float], Awaitable[V]],
+        interval: float,
+        clock: Callable[[], float] = time.time,
+        what: str = "count",
     ) -> None:
         self._count = count
         self._interval = interval
         self._clock = clock
-        self._latest: dict[uuid.UUID, Snapshot] = {}
-        self._watched: dict[uuid.UUID, float] = {}
+        self._what = what
+        self._latest: dict[K, V] = {}
+        self._watched: dict[K, float] = {}
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
 
-    def get(self, campaign_id: uuid.UUID) -> Snapshot | None:
-        """The latest snapshot (None before the first); marks the campaign watched."""
-        first = campaign_id not in self._watched
-        self._watched[campaign_id] = self._clock()
-        if first or campaign_id not in self._latest:
+    def get(self, key: K) -> V | None:
+        """The latest value (None before the first); marks the key watched."""
+        first = key not in self._watched
+        self._watched[key] = self._clock()
+        if first or key not in self._latest:
             self._wake.set()
-        return self._latest.get(campaign_id)
+        return self._latest.get(key)
 
-    async def newer(self, campaign_id: uuid.UUID, than: float, within: float) -> Snapshot | None:
-        """Wait (up to `within` s) for a snapshot taken after `than`; keeps it watched."""
+    async def newer(self, key: K, than: float, within: float) -> V | None:
+        """Wait (up to `within` s) for a value taken after `than`; keeps it watched."""
         deadline = time.monotonic() + within
         async with self._changed:
             while True:
-                current = self.get(campaign_id)
+                current = self.get(key)
                 if current is not None and current.taken_at > than:
                     return current
                 left = deadline - time.monotonic()
@@ -103,42 +114,60 @@ class Snapshots:
                 try:
                     await asyncio.wait_for(self._changed.wait(), left)
                 except TimeoutError:
-                    return self._latest.get(campaign_id)
+                    return self._latest.get(key)
 
-    def forget(self, campaign_id: uuid.UUID) -> None:
-        self._latest.pop(campaign_id, None)
-        self._watched.pop(campaign_id, None)
+    def forget(self, key: K) -> None:
+        self._latest.pop(key, None)
+        self._watched.pop(key, None)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Refresh due snapshots, oldest first, one at a time, until `stop`."""
+        """Refresh due values, oldest first, one at a time, until `stop`."""
         while not stop.is_set():
             # Cleared before the scan, not after the counts: a first look while a count
-            # runs sets it again, and its campaign is counted right after, not a turn later.
+            # runs sets it again, and its key is counted right after, not a turn later.
             self._wake.clear()
             now = self._clock()
-            for campaign_id, watched_at in list(self._watched.items()):
+            for key, watched_at in list(self._watched.items()):
                 if now - watched_at > WATCH_SECONDS:
-                    del self._watched[campaign_id]  # its snapshot stays for the next look
+                    del self._watched[key]  # its value stays for the next look
             waiting = sorted(
-                (self._latest[c].taken_at if c in self._latest else 0.0, c)
-                for c, watched_at in self._watched.items()
-                if due(self._latest.get(c), watched_at, now, self._interval)
+                (
+                    (self._latest[k].taken_at if k in self._latest else 0.0, k)
+                    for k, watched_at in self._watched.items()
+                    if due(self._latest.get(k), watched_at, now, self._interval)
+                ),
+                key=lambda item: item[0],
             )
-            for _, campaign_id in waiting:
+            for _, key in waiting:
                 if stop.is_set():
                     return
-                await self._refresh(campaign_id)
+                await self._refresh(key)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(1.0, self._interval / 2))
 
-    async def _refresh(self, campaign_id: uuid.UUID) -> None:
-        taken_at, started = self._clock(), time.monotonic()
+    async def _refresh(self, key: K) -> None:
         try:
-            tally, throughput = await self._count(campaign_id)
+            value = await self._count(key, self._clock())
         except TRANSIENT_ERRORS as error:
-            log.warning("console_count_failed", campaign=str(campaign_id), error=repr(error))
+            log.warning("console_count_failed", what=self._what, key=str(key), error=repr(error))
             return
-        snapshot = Snapshot(tally, tuple(throughput), taken_at, time.monotonic() - started)
-        self._latest[campaign_id] = snapshot
+        self._latest[key] = value
         async with self._changed:
             self._changed.notify_all()
+
+
+Count = Callable[[uuid.UUID], Awaitable[tuple[Tally, list[ThroughputBucket]]]]
+
+
+class Snapshots(Watched[uuid.UUID, Snapshot]):
+    """Campaign snapshots: `count(campaign_id)` is one tally and throughput pass."""
+
+    def __init__(
+        self, count: Count, interval: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        async def take(campaign_id: uuid.UUID, taken_at: float) -> Snapshot:
+            started = time.monotonic()
+            tally, throughput = await count(campaign_id)
+            return Snapshot(tally, tuple(throughput), taken_at, time.monotonic() - started)
+
+        super().__init__(take, interval, clock, what="campaign")
