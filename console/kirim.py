@@ -32,6 +32,11 @@ class ApiView:
     read_at: float | None = None  # time.time() of the answer; None: never answered
     problem: str | None = None  # why the last read failed, if it did
 
+    def tier_of(self, phone_number_id: str | None, recorded: int | None) -> int | None:
+        """The number's tier as the API reports it, else the one the dispatcher recorded."""
+        account = self.accounts.get(phone_number_id or "")
+        return (account.tier if account else None) or recorded
+
 
 class KirimView:
     def __init__(self, client: KirimClient) -> None:

@@ -14,13 +14,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from cli.failures import export_failed
-from cli.plan import fit_plan
+from cli.plan import FitPlan, fit_plan
 from console.actions import ACTIONS, CONTROLS
+from console.context import Console
 from console.guard import action_form
+from console.kirim import ApiView
 from console.render import console_of, fragment, not_found, page, parse_uuid, refused, user_of
 from console.snapshots import Snapshot
 from console.store import CampaignRow
 from console.tally import STATUSES, terminal
+from consumer.dispatch.quota import number_budget_key
 
 PAGE_SIZE: Final = 25
 STATES: Final = ("active", "paused", "stopped", "cancelled")
@@ -63,19 +66,9 @@ async def campaigns(request: Request) -> Response:
     for row in rows:
         snapshot = console.snapshots.get(row.campaign_id)
         eta = None
-        if (
-            snapshot is not None
-            and snapshot.tally.counts.get("pending", 0)
-            and row.state == "active"
-        ):
-            account = api.accounts.get(row.phone_number_id or "")
-            plan = fit_plan(
-                snapshot.tally.counts["pending"],
-                tier=(account.tier if account else None) or tiers.get(row.phone_number_id),
-                write_per_minute=api.write_per_minute,
-                window_seconds=console.settings.quota_window_seconds,
-            )
-            eta = plan.eta_seconds
+        if snapshot is not None and snapshot.tally.counts.get("pending") and row.state == "active":
+            tier = api.tier_of(row.phone_number_id, tiers.get(row.phone_number_id))
+            eta = _plan(console, api, snapshot, tier).eta_seconds
         items.append((row, snapshot, eta))
     return page(
         request,
@@ -88,6 +81,16 @@ async def campaigns(request: Request) -> Response:
         total=total,
         statuses=STATUSES,
         terminal=_terminal,
+    )
+
+
+def _plan(console: Console, api: ApiView, snapshot: Snapshot, tier: int | None) -> FitPlan:
+    """The fit plan of what is still pending, at the tier and the API's write budget."""
+    return fit_plan(
+        snapshot.tally.counts.get("pending", 0),
+        tier=tier,
+        write_per_minute=api.write_per_minute,
+        window_seconds=console.settings.quota_window_seconds,
     )
 
 
@@ -131,16 +134,11 @@ async def _live_context(
     sender = await console.store.sender(row.phone_number_id) if row.phone_number_id else None
     api = await console.kirim.current()
     account = api.accounts.get(row.phone_number_id or "")
-    tier = (account.tier if account else None) or (sender or {}).get("tier")
-    gauge = console.quota.get(f"number:{row.phone_number_id}") if row.phone_number_id else None
-    plan = None
-    if snapshot is not None:
-        plan = fit_plan(
-            snapshot.tally.counts.get("pending", 0),
-            tier=tier,
-            write_per_minute=api.write_per_minute,
-            window_seconds=settings.quota_window_seconds,
-        )
+    tier = api.tier_of(row.phone_number_id, (sender or {}).get("tier"))
+    gauge = (
+        console.quota.get(number_budget_key(row.phone_number_id)) if row.phone_number_id else None
+    )
+    plan = _plan(console, api, snapshot, tier) if snapshot is not None else None
     return {
         "campaign": row,
         "snapshot": snapshot,

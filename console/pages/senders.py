@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console.render import console_of, page
+from consumer.dispatch.quota import number_budget_key
 from consumer.dispatch.tiers import UNLIMITED
 
 
@@ -27,8 +28,8 @@ async def listing(request: Request) -> Response:
     for number in numbers:
         row = rows.get(number, {})
         account = api.accounts.get(number)
-        tier = (account.tier if account else None) or row.get("tier")
-        gauge = console.quota.get(f"number:{number}")
+        tier = api.tier_of(number, row.get("tier"))
+        gauge = console.quota.get(number_budget_key(number))
         used = gauge.used if gauge else None
         senders.append(
             {

@@ -96,6 +96,11 @@ def freeing_offset(used: int, limit: int) -> int:
     return max(0, used - limit)
 
 
+def number_budget_key(phone_number_id: str) -> str:
+    """The quota budget of a number that shares it with no other (DISPATCH_BUDGET_GROUPS)."""
+    return f"number:{phone_number_id}"
+
+
 def window_start(now: float, window_seconds: float, margin_seconds: float = 0.0) -> float:
     """Contacts at or after this instant still count against the budget."""
     return now - window_seconds - margin_seconds

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from consumer.dispatch.policy import RetryPolicy
+from consumer.dispatch.quota import number_budget_key
 from consumer.dispatch.tiers import DEFAULT_CONCURRENCY, UNLIMITED, parse_tier
 from runtime import defaults
 from runtime.env import SettingsError, env_float, env_int, env_str
@@ -128,4 +129,4 @@ class DispatchSettings:
         )
 
     def budget_key(self, phone_number_id: str) -> str:
-        return self.budget_groups.get(phone_number_id, f"number:{phone_number_id}")
+        return self.budget_groups.get(phone_number_id, number_budget_key(phone_number_id))

@@ -343,7 +343,7 @@ CROSS JOIN LATERAL (
     LIMIT $3
 ) AS t
 WHERE c.phone_number_id = $1 AND c.state = 'active'
-  AND l.campaign_id = c.campaign_id AND l.phone = t.phone AND l.status = 'pending';
+  AND l.campaign_id = c.campaign_id AND l.phone = t.phone AND l.status || '' = 'pending';
 
 -- name: lift_quota_hold
 -- The tier rose: a hold set after the API's quota_exceeded was for the old tier.
