@@ -14,7 +14,7 @@ import contextlib
 
 from console.app import background, build
 from console.settings import ConsoleSettings
-from runtime.asgi import Receive, Scope, Send, respond
+from runtime.asgi import ASGIApp, Receive, Scope, Send, respond
 from runtime.db import create_pool
 from runtime.httpserve import EmbeddedServer
 from runtime.logs import get_logger
@@ -27,14 +27,14 @@ class _Deferred:
     """The app once it exists; 503 before (the port is claimed before the pool opens)."""
 
     def __init__(self) -> None:
-        self.app: object | None = None
+        self.app: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.app is None:
             if scope["type"] == "http":
                 await respond(send, 503, b"starting: waiting for PostgreSQL\n", b"text/plain")
             return
-        await self.app(scope, receive, send)  # type: ignore[operator]
+        await self.app(scope, receive, send)
 
 
 async def run(settings: ConsoleSettings, stop: asyncio.Event) -> None:

@@ -50,7 +50,15 @@ class ConsoleSettings:
         token = env.get("CONSOLE_TOKEN", "").strip()
         users = env.get("CONSOLE_USERS", "").strip()
         secret_text = env.get("CONSOLE_SECRET", "").strip()
-        built = dict(
+        try:
+            if for_help and not (token or users):
+                credentials = Credentials({})
+            else:
+                credentials = Credentials.parse(token, users)
+            secret = decode_secret(secret_text) if secret_text else secrets.token_bytes(32)
+        except AccessConfigError as error:
+            raise SettingsError(str(error)) from None
+        return cls(
             database_url=env_str(env, "DATABASE_URL", defaults.DATABASE_URL),
             bootstrap_servers=env_str(
                 env, "KAFKA_BOOTSTRAP_SERVERS", defaults.KAFKA_BOOTSTRAP_SERVERS
@@ -61,6 +69,8 @@ class ConsoleSettings:
             kirim_api_key=env_str(env, "KIRIM_API_KEY", defaults.KIRIM_API_KEY),
             host=env_str(env, "CONSOLE_HOST", defaults.BIND_HOST),
             port=env_port(env, "CONSOLE_PORT", DEFAULT_PORT),
+            credentials=credentials,
+            secret=secret,
             session_seconds=3600
             * env_int(env, "CONSOLE_SESSION_HOURS", DEFAULT_SESSION_HOURS, minimum=1),
             secure_cookies=env_bool(env, "CONSOLE_SECURE_COOKIES", False),
@@ -72,16 +82,6 @@ class ConsoleSettings:
             db_pool_size=env_int(env, "CONSOLE_DB_POOL_SIZE", 8, minimum=2),
             log_level=env_str(env, "LOG_LEVEL", "INFO"),
         )
-        try:
-            if for_help and not (token or users):
-                credentials = Credentials({})
-            else:
-                credentials = Credentials.parse(token, users)
-            if secret_text:
-                built["secret"] = decode_secret(secret_text)
-        except AccessConfigError as error:
-            raise SettingsError(str(error)) from None
-        return cls(credentials=credentials, **built)  # type: ignore[arg-type]
 
     def cli(self, operator: str) -> CliSettings:
         """The CLI's settings for an action taken by `operator`: the console acts
