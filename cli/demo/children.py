@@ -49,6 +49,11 @@ class Child:
     def failure(self, what: str) -> Failed:
         return Failed(f"{what}: see {shown(self.log_path)}", service=self.name)
 
+    def owns_its_port(self) -> bool:
+        """The child itself listens on its port (not another program that took it first)."""
+        owner = listening_pid(self.port)
+        return self.running and (owner is None or owner == self.process.pid)
+
     def lost_its_port(self) -> bool:
         """Exited with a configuration error because its port was taken after the probe."""
         if self.process.returncode != CONFIGURATION_ERROR:
@@ -56,6 +61,40 @@ class Child:
         with contextlib.suppress(OSError):
             return "is already in use" in self.log_path.read_text(errors="replace")
         return False
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid of the process listening on a local TCP port, from /proc; None if unknown."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return None
+    with contextlib.suppress(OSError):
+        for process in Path("/proc").iterdir():
+            if process.name.isdigit() and _holds_socket(process, inodes):
+                return int(process.name)
+    return None
+
+
+def _listening_inodes(port: int) -> set[str]:
+    listening = "0A"
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _holds_socket(process: Path, inodes: set[str]) -> bool:
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    with contextlib.suppress(OSError):
+        for descriptor in (process / "fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(descriptor) in wanted:
+                    return True
+    return False
 
 
 class PortTaken(Exception):  # noqa: N818 - named for what happened
@@ -111,7 +150,8 @@ async def wait_healthy(child: Child, deadline: float) -> None:
                     f"{child.name} exited with code {child.process.returncode} during start"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(url)).status_code == 200:
+                # Another program on the port may answer for a child that lost it.
+                if (await http.get(url)).status_code == 200 and child.owns_its_port():
                     return
             if time.monotonic() > deadline:
                 raise child.failure(f"{child.name} not healthy at {url} after {START_SECONDS:.0f}s")
