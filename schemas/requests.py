@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import uuid
+import zoneinfo
 from datetime import datetime
 from typing import Annotated, Final, Literal, TypeAlias, get_args
 
@@ -71,6 +72,14 @@ Phone = Annotated[
 VariableName = Annotated[str, Meta(min_length=1, max_length=64)]
 VariableValue = Annotated[str, Meta(max_length=1024)]
 ShortText = Annotated[str, Meta(max_length=1000)]
+
+
+def _is_time_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def is_e164(phone: str) -> bool:
@@ -149,12 +158,92 @@ class Chunk(_Struct, omit_defaults=False, frozen=True, kw_only=True):
             )
 
 
+OptInSource = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description=(
+            "Where the opt-in was given (`checkout_form`, `crm:import-2026-11`, a consent "
+            "record's id): kept on the recipient's ledger row with `opted_in_at`, so an "
+            "operator can say why this person got this message."
+        ),
+    ),
+]
+
+
 class Recipient(_Struct, frozen=True, kw_only=True):
     """One person to message, with the proof of opt-in and their template variables."""
 
     phone: Phone
     opted_in_at: AwareDatetime | None = None
+    opt_in_source: OptInSource | None = None
     variables: Annotated[dict[VariableName, VariableValue], Meta(max_length=50)] = {}
+
+
+Priority: TypeAlias = Literal["transactional", "bulk"]
+PRIORITIES: Final[tuple[Priority, ...]] = get_args(Priority)
+
+ClockTime = Annotated[
+    str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Local time, `HH:MM`.")
+]
+TimeZoneName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        description="An IANA time zone (`Asia/Jakarta`).",
+    ),
+]
+
+
+class QuietHours(_Struct, frozen=True, kw_only=True):
+    """Hours in which a recipient is not messaged, judged in the recipient's local time.
+
+    `start` to `end`, local wall-clock time; a window that crosses midnight
+    (`21:00` to `08:00`) is the usual case. The recipient's zone comes from their
+    number (the `phonenumbers` time-zone data); a number that maps to several zones
+    is quiet when any of them is. A number with no known zone is judged in
+    `time_zone` (default UTC). Recipients inside the window are deferred with
+    reason `quiet_hours` and sent when it ends.
+    """
+
+    start: ClockTime
+    end: ClockTime
+    time_zone: TimeZoneName | None = None
+
+    def __post_init__(self) -> None:
+        if self.start == self.end:
+            raise InvalidEvent(
+                "schema_violation", f"quiet_hours.start and end are both {self.start}"
+            )
+        if self.time_zone is not None and not _is_time_zone(self.time_zone):
+            raise InvalidEvent(
+                "schema_violation", f"quiet_hours.time_zone {self.time_zone!r} is not known"
+            )
+
+
+QualityRating: TypeAlias = Literal["GREEN", "YELLOW", "RED"]
+
+
+class QualityGuard(_Struct, frozen=True, kw_only=True):
+    """When the campaign pauses itself (`paused`, reason `quality_guard`) to protect
+    the sender before Meta lowers its tier; resuming is an operator's decision.
+
+    Every field is optional: one left out takes the dispatcher's configured default
+    (`DISPATCH_QUALITY_GUARD_*`). The guard trips when, over the last
+    `window_seconds`, at least `min_sends` messages were sent and the share of them
+    that failed for engagement reasons (`ecosystem_engagement` 131049,
+    `recipient_blocked` 1013, `spam_rate_limited`) exceeds `max_failure_rate`; or when
+    the sender's `quality_rating` falls to `pause_at_quality` or below.
+    `enabled: false` turns the guard off for this campaign.
+    """
+
+    enabled: bool = True
+    window_seconds: Annotated[int, Meta(ge=60, le=7 * 86_400)] | None = None
+    min_sends: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    max_failure_rate: Annotated[float, Meta(gt=0.0, le=1.0)] | None = None
+    pause_at_quality: QualityRating | None = None
 
 
 class _CampaignEvent(_Struct, tag_field="type", frozen=True, kw_only=True):
@@ -177,6 +266,17 @@ class BroadcastRequested(_CampaignEvent, tag="broadcast.requested", frozen=True,
         Annotated[AwareDatetime, Meta(description="Send no earlier than this; absent: send now.")]
         | None
     ) = None
+    priority: Annotated[
+        Priority,
+        Meta(
+            description=(
+                "`transactional` (order updates, reminders) is sent before `bulk` on a shared "
+                "number and organisation budget; bulk keeps a minimum share."
+            )
+        ),
+    ] = "bulk"
+    quiet_hours: QuietHours | None = None
+    quality_guard: QualityGuard | None = None
 
 
 class _ControlEvent(_CampaignEvent, frozen=True, kw_only=True):

@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot, freeing_offset
 from consumer.dispatch.settle import Sighting
 from runtime.db import TRANSIENT_ERRORS
 from runtime.sqlfiles import load_queries
+from schemas.requests import Priority, QualityGuard, QuietHours
 
 Q = load_queries(Path(__file__).with_name("sql") / "queries.sql")
+_Option = TypeVar("_Option", QuietHours, QualityGuard)
 Connection = asyncpg.Connection | PoolConnectionProxy
 
 
@@ -55,6 +58,9 @@ class Campaign:
     components: list[Any]
     send_at: float | None
     state: str
+    priority: Priority = "bulk"
+    quiet_hours: QuietHours | None = None
+    quality_guard: QualityGuard | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +200,9 @@ class DispatchStore:
                 components=r["template_components"],
                 send_at=seconds_of(r["send_at"]),
                 state=r["state"],
+                priority=r["priority"],
+                quiet_hours=_option(QuietHours, r["quiet_hours"]),
+                quality_guard=_option(QualityGuard, r["quality_guard"]),
             )
             for r in rows
         ]
@@ -481,6 +490,11 @@ class DispatchStore:
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(Q["undefer_quota"], phone_number_id, at(now), limit)
             await connection.execute(Q["lift_quota_hold"], phone_number_id, at(now))
+
+
+def _option(kind: type[_Option], stored: object) -> _Option | None:
+    """A campaign option as the request gave it (stored as jsonb; NULL when absent)."""
+    return None if stored is None else msgspec.convert(stored, kind)
 
 
 def _result_columns(results: Sequence[RowResult], token: uuid.UUID) -> list[Any]:

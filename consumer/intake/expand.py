@@ -49,6 +49,7 @@ class LedgerRow(NamedTuple):
     reason: str | None
     components: str | None
     opted_in_at: datetime | None
+    opt_in_source: str | None = None
 
 
 @dataclass(slots=True)
@@ -60,6 +61,7 @@ class Expansion:
     reasons: list[str | None] = field(default_factory=list)
     components: list[str | None] = field(default_factory=list)
     opted_in_at: list[datetime | None] = field(default_factory=list)
+    opt_in_source: list[str | None] = field(default_factory=list)
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
 
     def add(self, row: LedgerRow, outcome: Outcome) -> None:
@@ -68,17 +70,19 @@ class Expansion:
         self.reasons.append(row.reason)
         self.components.append(row.components)
         self.opted_in_at.append(row.opted_in_at)
+        self.opt_in_source.append(row.opt_in_source)
         self.counts[outcome] += 1
 
     def rows(self) -> list[LedgerRow]:
         return [
-            LedgerRow(*values)  # type: ignore[arg-type]
+            LedgerRow(*values)
             for values in zip(
                 self.phones,
                 self.statuses,
                 self.reasons,
                 self.components,
                 self.opted_in_at,
+                self.opt_in_source,
                 strict=True,
             )
         ]
@@ -130,8 +134,8 @@ def expand(
         else:
             outcome = "eligible"
         if outcome == "eligible":
-            row = LedgerRow(key, "pending", None, components, opted_in_at)
+            row = LedgerRow(key, "pending", None, components, opted_in_at, recipient.opt_in_source)
         else:
-            row = LedgerRow(key, "skipped", outcome, None, opted_in_at)
+            row = LedgerRow(key, "skipped", outcome, None, opted_in_at, recipient.opt_in_source)
         expansion.add(row, outcome)
     return expansion

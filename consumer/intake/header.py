@@ -1,8 +1,10 @@
 """A campaign's header: what every chunk of one campaign must agree on.
 
 The fingerprint is hex sha256 over the canonical JSON (sorted keys, defaults
-omitted, unknown fields dropped) of `{"sender": ..., "template": ...}`, so two
-chunks that say the same thing in different key orders agree. `chunk.count` and
+omitted, unknown fields dropped) of `{"sender": ..., "template": ...}` plus each of
+`priority`, `quiet_hours` and `quality_guard` that is not its default, so two
+chunks that say the same thing in different key orders agree, and a campaign
+stored before those options existed keeps its fingerprint. `chunk.count` and
 `send_at` must agree too. The first chunk stored defines the campaign; a later
 chunk that disagrees is dead-lettered as `chunk_conflict`, as is a chunk index
 received before with different content.
@@ -34,6 +36,9 @@ class CampaignHeader:
     fingerprint: str
     send_at: datetime | None
     chunk_count: int
+    priority: str = "bulk"
+    quiet_hours: dict[str, Any] | None = None
+    quality_guard: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +52,14 @@ class StoredHeader:
 
 def header_of(event: BroadcastRequested) -> CampaignHeader:
     sender = event.sender
-    digest = hashlib.sha256(
-        _canonical.encode({"sender": sender, "template": event.template})
-    ).hexdigest()
+    agreed: dict[str, Any] = {"sender": sender, "template": event.template}
+    if event.priority != "bulk":
+        agreed["priority"] = event.priority
+    if event.quiet_hours is not None:
+        agreed["quiet_hours"] = event.quiet_hours
+    if event.quality_guard is not None:
+        agreed["quality_guard"] = event.quality_guard
+    digest = hashlib.sha256(_canonical.encode(agreed)).hexdigest()
     return CampaignHeader(
         sender_spec=AUTO_SENDER if sender.is_auto else str(sender.phone_number_id),
         template_name=event.template.name,
@@ -58,7 +68,14 @@ def header_of(event: BroadcastRequested) -> CampaignHeader:
         fingerprint=digest,
         send_at=event.send_at,
         chunk_count=event.chunk.count,
+        priority=event.priority,
+        quiet_hours=_builtins_or_none(event.quiet_hours),
+        quality_guard=_builtins_or_none(event.quality_guard),
     )
+
+
+def _builtins_or_none(value: object) -> dict[str, Any] | None:
+    return None if value is None else msgspec.to_builtins(value)
 
 
 def chunk_digest(event: BroadcastRequested) -> str:
@@ -70,7 +87,10 @@ def chunk_digest(event: BroadcastRequested) -> str:
 def conflict(stored: StoredHeader, incoming: CampaignHeader) -> str | None:
     """Why `incoming` cannot belong to the stored campaign, or None when it agrees."""
     if stored.fingerprint != incoming.fingerprint:
-        return "sender or template differs from the campaign's first stored chunk"
+        return (
+            "sender, template, priority, quiet_hours or quality_guard differs from the "
+            "campaign's first stored chunk"
+        )
     if stored.chunk_count != incoming.chunk_count:
         return (
             f"chunk.count {incoming.chunk_count} differs from the campaign's {stored.chunk_count}"

@@ -257,6 +257,7 @@ class IntakeStore:
                 x.reasons,
                 x.components,
                 x.opted_in_at,
+                x.opt_in_source,
             )
             if any(r["status"] == "pending" for r in written):
                 await conn.execute(Q["notify_ledger_pending"], key)
@@ -285,6 +286,9 @@ class IntakeStore:
             h.chunk_count,
             state.state,
             state.reason,
+            h.priority,
+            h.quiet_hours,
+            h.quality_guard,
         )
         if early:
             await conn.execute(Q["forget_controls"], chunk.campaign_id)

@@ -21,7 +21,8 @@ WHERE c.state = 'active'
                   WHERE s.phone_number_id = c.phone_number_id AND s.state = 'stopped');
 
 -- name: sender_campaigns
-SELECT campaign_id, template_name, template_language, template_components, send_at, state
+SELECT campaign_id, template_name, template_language, template_components, send_at, state,
+       priority, quiet_hours, quality_guard
 FROM campaigns
 WHERE phone_number_id = $1 AND state = 'active'
 ORDER BY created_at, campaign_id;

@@ -34,9 +34,10 @@ SELECT phone FROM suppressions WHERE phone = ANY($1::text[])
 -- name: insert_campaign
 INSERT INTO campaigns (
     campaign_id, sender_spec, phone_number_id, template_name, template_language,
-    template_components, header_fingerprint, send_at, chunk_count, state, state_reason
+    template_components, header_fingerprint, send_at, chunk_count, state, state_reason,
+    priority, quiet_hours, quality_guard
 )
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 
 -- name: insert_chunk
 INSERT INTO campaign_chunks (
@@ -53,19 +54,20 @@ RETURNING chunk_index
 -- never changed. A pending row that stays pending keeps the dispatcher's reason.
 -- In a cancelled campaign ($3) an eligible row is stored skipped/cancelled.
 INSERT INTO ledger AS l (campaign_id, phone, status, reason, components, opted_in_at,
-                         chunk_index)
+                         opt_in_source, chunk_index)
 SELECT $1, t.phone,
        CASE WHEN $3 AND t.status = 'pending' THEN 'skipped' ELSE t.status END,
        CASE WHEN $3 AND t.status = 'pending' THEN 'cancelled' ELSE t.reason END,
-       t.components::jsonb, t.opted_in_at, $2
-FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
-     AS t(phone, status, reason, components, opted_in_at)
+       t.components::jsonb, t.opted_in_at, t.opt_in_source, $2
+FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])
+     AS t(phone, status, reason, components, opted_in_at, opt_in_source)
 ON CONFLICT (campaign_id, phone) DO UPDATE
 SET status = excluded.status,
     reason = CASE WHEN excluded.status = 'pending' AND l.status = 'pending' THEN l.reason
                   ELSE excluded.reason END,
     components = excluded.components,
     opted_in_at = excluded.opted_in_at,
+    opt_in_source = excluded.opt_in_source,
     chunk_index = excluded.chunk_index,
     updated_at = now()
 WHERE excluded.chunk_index < l.chunk_index
