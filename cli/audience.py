@@ -7,9 +7,10 @@
   cursor (`prefetch` rows at a time) in one read-only, repeatable-read
   transaction, so the rows are one snapshot and the query cannot write. Columns
   are mapped as a CSV's are: `phone`, `opted_in_at` (timestamptz, or text in
-  RFC 3339), and every other column is a template variable of that name (NULL
-  or '' is an absent value; numbers, booleans, dates and uuids become their
-  text; other types must be cast in the query). Rows are numbered from 1 in
+  RFC 3339), optionally `opt_in_source` (text), and every other column is a
+  template variable of that name (NULL or '' is an absent value; numbers,
+  booleans, dates and uuids become their text; other types must be cast in the
+  query). Rows are numbered from 1 in
   result order: give the query an `ORDER BY` on a unique key, or a re-run may
   cut different chunks (see docs/cli.md).
 """
@@ -34,8 +35,10 @@ import asyncpg
 from cli.database import connect, describe
 from cli.errors import UsageError
 from cli.recipients import (
+    OPT_IN_SOURCE,
     OPTED_IN_AT,
     PHONE,
+    RESERVED_COLUMNS,
     BadRow,
     CsvRows,
     Format,
@@ -98,9 +101,14 @@ Source: TypeAlias = FileSource | QuerySource
 
 @dataclass(slots=True)
 class Reading:
-    """Rows as they are read, and how far through the source that is."""
+    """Rows as they are read, and how far through the source that is.
+
+    `default_opt_in_source` (`publish --opt-in-source`) goes on every row that names
+    no `opt_in_source` of its own.
+    """
 
     source: Source
+    default_opt_in_source: str | None = None
     variables: set[str] = field(default_factory=set)
     bytes_read: int = 0
     bytes_total: int | None = None
@@ -135,7 +143,12 @@ def _file_rows(source: FileSource, reading: Reading) -> Iterator[Row]:
             except OSError as error:
                 raise UsageError(f"cannot read {source.path}: {error.strerror or error}") from None
         lines = decode_lines(_counted(binary, reading), source.path)
-        rows = CsvRows(lines, source.path) if source.format == "csv" else JsonlRows(lines)
+        default = reading.default_opt_in_source
+        rows = (
+            CsvRows(lines, source.path, default)
+            if source.format == "csv"
+            else JsonlRows(lines, default)
+        )
         # The same set object: the parser fills it as it learns the columns/keys.
         rows.variables = reading.variables
         yield from rows
@@ -161,15 +174,21 @@ async def _query_rows(
             raise UsageError(f"--from-query: PostgreSQL refused it: {describe(error)}") from None
         columns = [attribute.name for attribute in statement.get_attributes()]
         check_columns(columns, "--from-query: ", "query")
-        reading.variables.update(c for c in columns if c not in (PHONE, OPTED_IN_AT))
+        reading.variables.update(c for c in columns if c not in RESERVED_COLUMNS)
         number = 0
         async for record in statement.cursor(prefetch=source.prefetch):
             number += 1
-            yield _query_row(number, dict(record.items()))
+            yield _query_row(number, dict(record.items()), reading.default_opt_in_source)
 
 
-def _query_row(number: int, values: dict[str, object]) -> Row:
+def _query_row(
+    number: int, values: dict[str, object], default_opt_in_source: str | None = None
+) -> Row:
     phone, opted_in_at = values.pop(PHONE), values.pop(OPTED_IN_AT)
+    source = values.pop(OPT_IN_SOURCE, None)
+    source_text = _as_text(source)
+    if source_text is None and source is not None:
+        return BadRow(number, f"{OPT_IN_SOURCE}: a {type(source).__name__} is not text; cast it")
     variables: dict[str, object] = {}
     for name, value in values.items():
         text = _as_text(value)
@@ -178,7 +197,13 @@ def _query_row(number: int, values: dict[str, object]) -> Row:
         variables[name] = text
     if isinstance(opted_in_at, dt.datetime) and opted_in_at.tzinfo is None:
         return BadRow(number, f"{OPTED_IN_AT}: timestamp without a time zone; use timestamptz")
-    result = recipient_from(phone if phone is None else _as_text(phone), opted_in_at, variables)
+    result = recipient_from(
+        phone if phone is None else _as_text(phone),
+        opted_in_at,
+        variables,
+        source_text,
+        default_opt_in_source=default_opt_in_source,
+    )
     return BadRow(number, result) if isinstance(result, str) else Parsed(number, result)
 
 

@@ -131,6 +131,57 @@ def table(
     return [render(list(headers)), *(render(row) for row in cells)]
 
 
+class StreamedTable:
+    """`table` for more rows than memory should hold (a million recipients).
+
+    The columns are sized (and their alignment chosen) from the header and the first
+    `sample` rows, which are held until then; every later row is written at once. A
+    later cell wider than its column widens only its own row: nothing is cut.
+    """
+
+    def __init__(self, out: TextIO, headers: Sequence[str], *, sample: int = 500) -> None:
+        self._out = out
+        self._headers = list(headers)
+        self._sample = sample
+        self._held: list[Sequence[object]] | None = []
+        self._widths: list[int] = []
+        self._numeric: list[bool] = []
+
+    def add(self, row: Sequence[object]) -> None:
+        if self._held is None:
+            self._write(row)
+            return
+        self._held.append(row)
+        if len(self._held) >= self._sample:
+            self._release()
+
+    def finish(self) -> None:
+        """Write what is still held (a table shorter than its sample) and flush."""
+        if self._held is not None:
+            self._release()
+        self._out.flush()
+
+    def _release(self) -> None:
+        held, self._held = self._held or [], None
+        lines = table(self._headers, held)
+        self._widths = [len(h) for h in self._headers]
+        for row in held:
+            for i, value in enumerate(row):
+                self._widths[i] = max(self._widths[i], len(_cell(value)))
+        self._numeric = [
+            bool(held) and all(_numeric(row[i]) for row in held if row[i] is not None)
+            for i in range(len(self._headers))
+        ]
+        self._out.write("".join(line + "\n" for line in lines))
+
+    def _write(self, row: Sequence[object]) -> None:
+        parts = [
+            text.rjust(self._widths[i]) if self._numeric[i] else text.ljust(self._widths[i])
+            for i, text in enumerate(_cell(value) for value in row)
+        ]
+        self._out.write("  ".join(parts).rstrip() + "\n")
+
+
 def _numeric(value: object) -> bool:
     if isinstance(value, bool):
         return False

@@ -2,11 +2,13 @@
 
 JSON keys (stable): `campaign_id`, `dry_run`, `recipients` {file, query, format, rows},
 `preview` {eligible, invalid_phone, duplicate, suppressed, not_opted_in,
-missing_variable, suppressions_checked}, `sender` {phone_number_id, auto, status,
-tier, tier_source}, `fit` {eligible, tier, window_seconds, windows, concurrency,
-write_per_minute, rate_source, send_seconds, eta_seconds}, `send_at`, `chunk_budget`
-{recipients, bytes}, `chunks` [{index, recipients, bytes}], `published` (null for a
-dry run, else {topic, key, deliveries [{partition, offset}]}), `warnings`.
+missing_variable, suppressions_checked}, `opt_in_source` {recipients, default}
+(how many recipients name where their consent came from; `--opt-in-source`),
+`sender` {phone_number_id, auto, status, tier, tier_source}, `fit` {eligible, tier,
+window_seconds, windows, concurrency, write_per_minute, rate_source, send_seconds,
+eta_seconds}, `send_at`, `chunk_budget` {recipients, bytes}, `chunks` [{index,
+recipients, bytes}], `published` (null for a dry run, else {topic, key, deliveries
+[{partition, offset}]}), `warnings`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def preview_lines(settings: CliSettings, prepared: Prepared) -> list[str]:
     lines.extend(output.table(["outcome", "count"], rows, indent=2)[1:])
     if not prepared.suppressions_checked:
         lines.append("  (suppressions not checked: PostgreSQL unreachable)")
+    lines.append(_consent_text(prepared))
     tier = "tier unknown" if sender.tier is None else _tier_text(fit)
     where = _TIER_SOURCES.get(sender.tier_source or "", "")
     status = f"{sender.status}, " if sender.status else ""
@@ -72,6 +75,14 @@ def preview_lines(settings: CliSettings, prepared: Prepared) -> list[str]:
         f"{number(request.chunk_bytes)} bytes)"
     )
     return lines
+
+
+def _consent_text(prepared: Prepared) -> str:
+    named = prepared.with_opt_in_source
+    total = sum(chunk.recipients for chunk in prepared.chunks)
+    default = prepared.request.opt_in_source
+    fill = f" (--opt-in-source {default} where a row names none)" if default else ""
+    return f"consent     {number(named)} of {number(total)} name their opt-in source{fill}"
 
 
 def _source_text(prepared: Prepared) -> str:
@@ -106,6 +117,10 @@ def to_json(
             "rows": prepared.rows,
         },
         "preview": {**prepared.counts, "suppressions_checked": prepared.suppressions_checked},
+        "opt_in_source": {
+            "recipients": prepared.with_opt_in_source,
+            "default": request.opt_in_source,
+        },
         "sender": {
             "phone_number_id": sender.phone_number_id,
             "auto": sender.auto,

@@ -51,7 +51,7 @@ from cli.settings import CliSettings
 from cli.spool import Spool
 from cli.templates import load_template, template_variables
 from consumer.dispatch.tiers import parse_tier
-from schemas.requests import Chunk, Sender
+from schemas.requests import Chunk, OptInSource, Sender
 from schemas.template import Template
 
 # Malformed rows listed in the one-line error (up to scan.MAX_BAD_ROWS_KEPT in --json).
@@ -74,6 +74,8 @@ class PublishRequest:
     tier: int | None = None
     write_per_minute: int | None = None
     query: QuerySource | None = None
+    # `--opt-in-source`: the consent's source for every row that names none.
+    opt_in_source: str | None = None
 
     @property
     def source(self) -> Source:
@@ -97,6 +99,8 @@ class Prepared:
     rows: int
     counts: dict[str, int]
     suppressions_checked: bool
+    # Recipients whose event says where their opt-in came from.
+    with_opt_in_source: int
     sender: SenderFacts
     fit: FitPlan
     chunks: list[Cut]
@@ -132,7 +136,7 @@ async def prepare(
     try:
         result = await scan(
             settings,
-            Reading(source),
+            Reading(source, request.opt_in_source),
             request.campaign,
             budget,
             now,
@@ -174,6 +178,7 @@ async def prepare(
         rows=result.rows,
         counts=counts,
         suppressions_checked=result.suppressions_checked,
+        with_opt_in_source=result.with_opt_in_source,
         sender=sender,
         fit=fit,
         chunks=result.cuts,
@@ -290,6 +295,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--campaign-id", help="default: a new UUID (printed)")
     parser.add_argument("--send-at", help="RFC 3339 time with a zone: send no earlier")
     parser.add_argument(
+        "--opt-in-source",
+        metavar="TEXT",
+        help="where the consent came from (1-200 chars, e.g. crm:import-2026-11), for every "
+        "row without an opt_in_source column/field value; kept in the ledger",
+    )
+    parser.add_argument(
         "--chunk-size",
         type=int,
         default=DEFAULT_CHUNK_SIZE,
@@ -341,6 +352,7 @@ def request_from(args: argparse.Namespace, database_url: str) -> PublishRequest:
         tier = parse_tier(args.tier)
         if tier is None:
             raise UsageError(f"--tier {args.tier!r}: expected 250, 1000, TIER_10K, unlimited...")
+    opt_in_source = _opt_in_source(args.opt_in_source)
     if args.write_per_minute is not None and args.write_per_minute < 1:
         raise UsageError("--write-per-minute must be at least 1")
     budget = Budget(args.chunk_size, args.chunk_bytes)  # refuses bad values up front
@@ -362,7 +374,19 @@ def request_from(args: argparse.Namespace, database_url: str) -> PublishRequest:
         tier=tier,
         write_per_minute=args.write_per_minute,
         query=query,
+        opt_in_source=opt_in_source,
     )
+
+
+def _opt_in_source(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    text = raw.strip()
+    try:
+        # The schema's own limits, so the flag can never make an event intake refuses.
+        return msgspec.convert(text, OptInSource)
+    except msgspec.ValidationError:
+        raise UsageError(f"--opt-in-source must be 1 to 200 characters, got {len(text)}") from None
 
 
 def _source_flags(

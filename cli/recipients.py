@@ -3,13 +3,17 @@
 Formats (docs/cli.md):
 
 - CSV (UTF-8, an optional BOM, comma-separated, RFC 4180 quoting): a header row
-  with a `phone` and an `opted_in_at` column; every other column is a template
-  variable of that name. An empty cell is an absent value (an empty
-  `opted_in_at` means "not opted in", an empty variable is a missing variable).
-- JSONL: one object per line, `{"phone": ..., "opted_in_at": ..., "variables":
-  {...}}`; other keys are ignored, blank lines are skipped.
+  with a `phone` and an `opted_in_at` column, optionally an `opt_in_source`
+  column; every other column is a template variable of that name. An empty cell
+  is an absent value (an empty `opted_in_at` means "not opted in", an empty
+  `opt_in_source` means "not said", an empty variable is a missing variable).
+- JSONL: one object per line, `{"phone": ..., "opted_in_at": ..., "opt_in_source":
+  ..., "variables": {...}}`; other keys are ignored, blank lines are skipped.
 
 `opted_in_at` is RFC 3339 with a timezone (`2026-01-05T10:00:00Z`).
+`opt_in_source` (1-200 characters) says where that consent was given; intake keeps
+it on the recipient's ledger row. A reader given a default (`publish
+--opt-in-source`) puts it on every row that names none.
 
 Two kinds of bad rows:
 
@@ -49,6 +53,9 @@ Format = Literal["csv", "jsonl"]
 FORMATS: Final[tuple[Format, ...]] = ("csv", "jsonl")
 PHONE: Final = "phone"
 OPTED_IN_AT: Final = "opted_in_at"
+OPT_IN_SOURCE: Final = "opt_in_source"
+# Columns that are fields of the recipient, not template variables.
+RESERVED_COLUMNS: Final = (PHONE, OPTED_IN_AT, OPT_IN_SOURCE)
 MAX_VARIABLES: Final = 50
 MAX_VARIABLE_NAME: Final = 64
 
@@ -143,20 +150,29 @@ def _check_phone(raw: object) -> str | None:
 
 
 def recipient_from(
-    phone: object, opted_in_at: object, variables: Mapping[str, object]
+    phone: object,
+    opted_in_at: object,
+    variables: Mapping[str, object],
+    opt_in_source: object = None,
+    *,
+    default_opt_in_source: str | None = None,
 ) -> Recipient | str:
     """A recipient from column values, or why the row is malformed.
 
-    Empty text and None are absent values: no opt-in, no variable.
+    Empty text and None are absent values: no opt-in, no source (then
+    `default_opt_in_source`), no variable.
     """
     problem = _check_phone(phone)
     if problem:
         return problem
     if isinstance(opted_in_at, str):
         opted_in_at = opted_in_at.strip() or None
+    if isinstance(opt_in_source, str):
+        opt_in_source = opt_in_source.strip() or None
     document = {
         PHONE: phone.strip() if isinstance(phone, str) else phone,
         OPTED_IN_AT: opted_in_at,
+        OPT_IN_SOURCE: default_opt_in_source if opt_in_source is None else opt_in_source,
         "variables": {
             key: value for key, value in variables.items() if value is not None and value != ""
         },
@@ -168,10 +184,15 @@ def recipient_from(
 
 
 class JsonlRows:
-    """JSONL lines -> rows; blank lines skipped; `variables`: every key seen so far."""
+    """JSONL lines -> rows; blank lines skipped; `variables`: every key seen so far.
 
-    def __init__(self, lines: Iterable[str]) -> None:
+    The object is decoded as the schema's `Recipient`, so `opt_in_source` is null or
+    absent (then `default_opt_in_source`) or 1-200 characters: `""` is malformed.
+    """
+
+    def __init__(self, lines: Iterable[str], default_opt_in_source: str | None = None) -> None:
         self._lines = lines
+        self._default_opt_in_source = default_opt_in_source
         self.variables: set[str] = set()
 
     def __iter__(self) -> Iterator[Row]:
@@ -193,6 +214,10 @@ class JsonlRows:
             if problem:
                 yield BadRow(number, problem)
                 continue
+            if recipient.opt_in_source is None and self._default_opt_in_source is not None:
+                recipient = msgspec.structs.replace(
+                    recipient, opt_in_source=self._default_opt_in_source
+                )
             self.variables.update(recipient.variables)
             yield Parsed(number, recipient)
 
@@ -204,7 +229,8 @@ def _header(row: list[str], name: str) -> list[str]:
 
 
 def check_columns(columns: list[str], where: str, what: str) -> None:
-    """`phone` and `opted_in_at` present, the rest usable as variable names."""
+    """`phone` and `opted_in_at` present, the rest (but `opt_in_source`) usable as
+    variable names."""
     if PHONE not in columns or OPTED_IN_AT not in columns:
         raise UsageError(
             f"{where}the {what} needs `{PHONE}` and `{OPTED_IN_AT}` columns, "
@@ -221,16 +247,22 @@ def check_columns(columns: list[str], where: str, what: str) -> None:
                 f"{where}column name `{column[:20]}...` is over {MAX_VARIABLE_NAME} characters"
             )
         seen.add(column)
-    if len(columns) - 2 > MAX_VARIABLES:
+    if sum(column not in RESERVED_COLUMNS for column in columns) > MAX_VARIABLES:
         raise UsageError(f"{where}more than {MAX_VARIABLES} variable columns")
 
 
 class CsvRows:
     """CSV lines -> rows; `variables`: the header's variable columns once it is read."""
 
-    def __init__(self, lines: Iterable[str], name: str = "recipients") -> None:
+    def __init__(
+        self,
+        lines: Iterable[str],
+        name: str = "recipients",
+        default_opt_in_source: str | None = None,
+    ) -> None:
         self._lines = lines
         self._name = name
+        self._default_opt_in_source = default_opt_in_source
         self.variables: set[str] = set()
 
     def __iter__(self) -> Iterator[Row]:
@@ -256,13 +288,21 @@ class CsvRows:
                 if start != 1:
                     raise UsageError(f"{name}: the header must be on line 1")
                 columns = _header(row, name)
-                self.variables.update(c for c in columns if c not in (PHONE, OPTED_IN_AT))
+                self.variables.update(c for c in columns if c not in RESERVED_COLUMNS)
                 continue
             if len(row) != len(columns):
                 yield BadRow(start, f"{len(row)} fields where the header has {len(columns)}")
                 continue
             values = dict(zip(columns, row, strict=True))
-            result = recipient_from(values.pop(PHONE), values.pop(OPTED_IN_AT), values)
+            phone, opted_in_at = values.pop(PHONE), values.pop(OPTED_IN_AT)
+            source = values.pop(OPT_IN_SOURCE, None)
+            result = recipient_from(
+                phone,
+                opted_in_at,
+                values,
+                source,
+                default_opt_in_source=self._default_opt_in_source,
+            )
             yield BadRow(start, result) if isinstance(result, str) else Parsed(start, result)
         if columns is None:
             raise UsageError(f"{name}: empty file (expected a header row)")
@@ -280,12 +320,14 @@ def _collect(rows: Iterable[Row], variables: set[str]) -> Audience:
     return audience
 
 
-def parse_jsonl(text: str) -> Audience:
+def parse_jsonl(text: str, default_opt_in_source: str | None = None) -> Audience:
     # Split on "\n" only, so line numbers match what an editor shows.
-    rows = JsonlRows(text.split("\n"))
+    rows = JsonlRows(text.split("\n"), default_opt_in_source)
     return _collect(rows, rows.variables)
 
 
-def parse_csv(text: str, name: str = "recipients") -> Audience:
-    rows = CsvRows(io.StringIO(text, newline=""), name)
+def parse_csv(
+    text: str, name: str = "recipients", default_opt_in_source: str | None = None
+) -> Audience:
+    rows = CsvRows(io.StringIO(text, newline=""), name, default_opt_in_source)
     return _collect(rows, rows.variables)

@@ -56,6 +56,7 @@ class Scan:
     variables: set[str] = field(default_factory=set)
     cuts: list[Cut] = field(default_factory=list)
     suppressions_checked: bool = False
+    with_opt_in_source: int = 0
 
     @property
     def recipients(self) -> int:
@@ -124,6 +125,7 @@ async def scan(
     async def close(packed: Packed, lookup: Suppressions) -> None:
         phones = normalize_recipients(packed.recipients)
         tally.add(packed.recipients, phones, await lookup.of(phones))
+        result.with_opt_in_source += sum(r.opt_in_source is not None for r in packed.recipients)
         if spool is not None:
             spool.append(packed.body)
         sizes.append((packed.size, packed.recipient_bytes))

@@ -165,8 +165,9 @@ OptInSource = Annotated[
         max_length=200,
         description=(
             "Where the opt-in was given (`checkout_form`, `crm:import-2026-11`, a consent "
-            "record's id): kept on the recipient's ledger row with `opted_in_at`, so an "
-            "operator can say why this person got this message."
+            "record's id): kept on the recipient's ledger row with `opted_in_at` and "
+            "exported by `broadcast recipients`, so an operator can say why this person got "
+            "this message. Absent when the producer does not know it; never an empty string."
         ),
     ),
 ]

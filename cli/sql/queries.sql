@@ -36,6 +36,23 @@ FROM campaign_recipient_status
 WHERE campaign_id = $1 AND status = 'failed'
 ORDER BY error_code, phone;
 
+-- name: campaign_state
+-- Whether the campaign exists, without counting its recipients (campaign_overview does).
+SELECT state FROM campaigns WHERE campaign_id = $1;
+
+-- name: recipient_rows
+-- `broadcast recipients`: every recipient of campaign $1 (only those whose read-model
+-- status is $2, unless NULL), in phone order. The status, reason, message id and error
+-- code are the view's, as `status` and `failed` show them; the ledger row (the same
+-- primary key) adds its own status, the consent it relied on and when it was accepted.
+-- Both sides are read in primary-key order, so the join streams (docs/cli.md).
+SELECT s.phone, s.status, l.status AS ledger_status, s.reason, s.message_id, s.error_code,
+       l.opted_in_at, l.opt_in_source, l.queued_at
+FROM campaign_recipient_status AS s
+JOIN ledger AS l ON l.campaign_id = s.campaign_id AND l.phone = s.phone
+WHERE s.campaign_id = $1 AND ($2::text IS NULL OR s.status = $2::text)
+ORDER BY s.phone;
+
 -- name: requeue_failed
 -- `broadcast retry`, in one statement. Targets exactly the rows the read model shows as
 -- failed (the ledger says failed and no later delivered/read overrides it) whose code is

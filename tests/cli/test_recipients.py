@@ -119,3 +119,80 @@ def test_format_from_suffix_or_flag(name: str, explicit: str | None, expected: s
 def test_an_unknown_suffix_needs_the_flag() -> None:
     with pytest.raises(UsageError, match="--format"):
         detect_format(Path("a.txt"), None)
+
+
+# --- opt_in_source: where the consent came from ---------------------------------------
+
+
+def test_csv_opt_in_source_column_present_empty_or_blank() -> None:
+    audience = parse_csv(
+        "phone,opted_in_at,opt_in_source,first_name\n"
+        "+628111222333,2026-01-05T10:00:00Z,checkout_form,Budi\n"
+        "+628111222334,2026-01-05T10:00:00Z,,Sari\n"
+        "+628111222335,2026-01-05T10:00:00Z,  ,Tono\n"
+        "+628111222336,2026-01-05T10:00:00Z, crm:import-2026-11 ,Ani\n"
+    )
+    assert audience.bad_rows == []
+    sources = [r.opt_in_source for r in audience.recipients]
+    # Empty (or blank) is an absent value, as every CSV cell; text is trimmed.
+    assert sources == ["checkout_form", None, None, "crm:import-2026-11"]
+    # A field of the recipient, never a template variable.
+    assert audience.variables == {"first_name"}
+    assert all("opt_in_source" not in r.variables for r in audience.recipients)
+
+
+def test_csv_without_the_column_has_no_source() -> None:
+    audience = parse_csv("phone,opted_in_at\n+628111222333,2026-01-05T10:00:00Z\n")
+    assert audience.recipients[0].opt_in_source is None
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "expected"),
+    [
+        ("phone,opted_in_at", "+628111222333,2026-01-05T10:00:00Z", "crm"),  # no column
+        ("phone,opted_in_at,opt_in_source", "+628111222333,2026-01-05T10:00:00Z,", "crm"),
+        ("phone,opted_in_at,opt_in_source", "+628111222333,2026-01-05T10:00:00Z,form", "form"),
+        ("phone,opted_in_at,opt_in_source", "+628111222333,,", "crm"),  # no opt-in either
+    ],
+)
+def test_csv_default_source_fills_only_rows_that_name_none(
+    header: str, row: str, expected: str
+) -> None:
+    audience = parse_csv(f"{header}\n{row}\n", default_opt_in_source="crm")
+    assert [r.opt_in_source for r in audience.recipients] == [expected]
+
+
+def test_an_over_long_source_is_a_malformed_row() -> None:
+    audience = parse_csv(
+        "phone,opted_in_at,opt_in_source\n"
+        f"+628111222333,2026-01-05T10:00:00Z,{'x' * 201}\n"
+        f"+628111222334,2026-01-05T10:00:00Z,{'x' * 200}\n"
+    )
+    assert [row.line for row in audience.bad_rows] == [2]
+    assert audience.bad_rows[0].reason.startswith("opt_in_source: ")
+    assert audience.recipients[0].opt_in_source == "x" * 200
+
+
+def test_the_source_column_does_not_count_as_a_variable() -> None:
+    variables = ",".join(f"v{i}" for i in range(50))
+    audience = parse_csv(f"phone,opted_in_at,opt_in_source,{variables}\n")
+    assert len(audience.variables) == 50
+
+
+def test_jsonl_opt_in_source_present_absent_null_or_empty() -> None:
+    text = (
+        '{"phone": "+628111222333", "opted_in_at": "2026-01-05T10:00:00Z",'
+        ' "opt_in_source": "checkout_form"}\n'  # 1
+        '{"phone": "+628111222334", "opted_in_at": "2026-01-05T10:00:00Z"}\n'  # 2: absent
+        '{"phone": "+628111222335", "opt_in_source": null}\n'  # 3: null is absent
+        '{"phone": "+628111222336", "opt_in_source": ""}\n'  # 4: the schema's 1-200 chars
+        '{"phone": "+628111222337", "opt_in_source": 7}\n'  # 5: not text
+    )
+    audience = parse_jsonl(text)
+    assert audience.lines == [1, 2, 3]
+    assert [r.opt_in_source for r in audience.recipients] == ["checkout_form", None, None]
+    assert [row.line for row in audience.bad_rows] == [4, 5]
+    assert all(row.reason.startswith("opt_in_source: ") for row in audience.bad_rows)
+
+    defaulted = parse_jsonl(text, default_opt_in_source="crm")
+    assert [r.opt_in_source for r in defaulted.recipients] == ["checkout_form", "crm", "crm"]

@@ -223,7 +223,8 @@ VIEWS = {
     "campaign_progress": "SELECT * FROM campaign_progress WHERE campaign_id = $1",
     "campaign_overview": "SELECT * FROM campaign_overview WHERE campaign_id = $1",
 }
-# `broadcast status` and `broadcast failures` / `retry` (cli/sql/queries.sql).
+# `broadcast status`, `broadcast failures` / `retry` and `broadcast recipients`
+# (cli/sql/queries.sql).
 CLI_STATEMENTS = {
     "campaign_overview": lambda c: (c,),
     "campaign_progress": lambda c: (c,),
@@ -231,6 +232,9 @@ CLI_STATEMENTS = {
     "failure_buckets": lambda c: (c,),
     "failed_rows": lambda c: (c,),
     "requeue_failed": lambda c: (c, ["recipient_blocked", "invalid_phone_number"]),
+    # `broadcast recipients`: the whole campaign, streamed (cli/recipients_export.py).
+    "campaign_state": lambda c: (c,),
+    "recipient_rows": lambda c: (c, None),
 }
 
 
