@@ -35,6 +35,10 @@ class CampaignRow:
     created_at: datetime
     updated_at: datetime
     send_at: datetime | None
+    # Issue 13's options as the request gave them (NULL: absent; console/options.py).
+    priority: str
+    quiet_hours: dict[str, Any] | None
+    quality_guard: dict[str, Any] | None
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> CampaignRow:

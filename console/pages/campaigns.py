@@ -19,6 +19,7 @@ from console.actions import ACTIONS, CONTROLS
 from console.context import Console
 from console.guard import action_form
 from console.kirim import ApiView
+from console.options import campaign_options, paused_by_guard
 from console.render import console_of, fragment, not_found, page, parse_uuid, refused, user_of
 from console.snapshots import Snapshot
 from console.store import CampaignRow
@@ -119,6 +120,7 @@ async def campaign(request: Request) -> Response:
         "campaign.html",
         **await _live_context(request, row, snapshot),
         actions=actions,
+        options=campaign_options(row.priority, row.quiet_hours, row.quality_guard),
         done=request.query_params.get("done"),
         allowed=_allowed(row),
         action_text=ACTION_TEXT,
@@ -141,6 +143,8 @@ async def _live_context(
     plan = _plan(console, api, snapshot, tier) if snapshot is not None else None
     return {
         "campaign": row,
+        # Read again with every live update, so a trip shows while someone watches.
+        "guard_paused": paused_by_guard(row.state, row.state_reason),
         "snapshot": snapshot,
         "tally": snapshot.tally if snapshot else None,
         "statuses": STATUSES,

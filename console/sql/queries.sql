@@ -5,6 +5,7 @@
 -- Newest first, keyset-free paging (pages are short and the index is on created_at).
 SELECT c.campaign_id, c.state, c.state_reason, c.phone_number_id, c.template_name,
        c.template_language, c.chunk_count, c.created_at, c.updated_at, c.send_at,
+       c.priority, c.quiet_hours, c.quality_guard,
        (SELECT count(*) FROM campaign_chunks AS k WHERE k.campaign_id = c.campaign_id)
            AS chunks_received,
        (SELECT coalesce(sum(k.recipient_count), 0) FROM campaign_chunks AS k
@@ -20,6 +21,7 @@ SELECT count(*) FROM campaigns WHERE ($1::text IS NULL OR state = $1);
 -- name: campaign
 SELECT c.campaign_id, c.state, c.state_reason, c.phone_number_id, c.template_name,
        c.template_language, c.chunk_count, c.created_at, c.updated_at, c.send_at,
+       c.priority, c.quiet_hours, c.quality_guard,
        (SELECT count(*) FROM campaign_chunks AS k WHERE k.campaign_id = c.campaign_id)
            AS chunks_received,
        (SELECT coalesce(sum(k.recipient_count), 0) FROM campaign_chunks AS k
@@ -78,11 +80,14 @@ JOIN pg_locks AS l
 JOIN pg_stat_activity AS a ON a.pid = l.pid;
 
 -- name: recipient_messages
--- One phone across campaigns, newest campaign first.
+-- One phone across campaigns, newest campaign first, with the opt-in each send relied on
+-- (the ledger row behind the view's, by its primary key).
 SELECT r.campaign_id, c.template_name, c.phone_number_id, c.created_at, r.status, r.reason,
-       r.message_id, r.error_code, r.error_message, r.updated_at
+       r.message_id, r.error_code, r.error_message, r.updated_at,
+       l.opted_in_at, l.opt_in_source
 FROM campaign_recipient_status AS r
 JOIN campaigns AS c USING (campaign_id)
+JOIN ledger AS l ON l.campaign_id = r.campaign_id AND l.phone = r.phone
 WHERE r.phone = $1
 ORDER BY c.created_at DESC
 LIMIT $2;

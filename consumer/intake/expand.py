@@ -97,6 +97,13 @@ def normalize_recipients(recipients: Sequence[Recipient]) -> list[str | None]:
     return [normalize_phone(recipient.phone) for recipient in recipients]
 
 
+def storable_source(source: str | None) -> str | None:
+    """The recipient's `opt_in_source` as the ledger can hold it: a NUL (which PostgreSQL
+    text cannot store) becomes U+FFFD. It is provenance, not proof of consent, so an odd
+    character is kept visible rather than skipping the recipient or refusing the chunk."""
+    return None if source is None else source.replace("\x00", "\ufffd")
+
+
 def expand(
     event: BroadcastRequested,
     *,
@@ -133,9 +140,10 @@ def expand(
             outcome = "missing_variable" if components is None else "eligible"
         else:
             outcome = "eligible"
+        source = storable_source(recipient.opt_in_source)
         if outcome == "eligible":
-            row = LedgerRow(key, "pending", None, components, opted_in_at, recipient.opt_in_source)
+            row = LedgerRow(key, "pending", None, components, opted_in_at, source)
         else:
-            row = LedgerRow(key, "skipped", outcome, None, opted_in_at, recipient.opt_in_source)
+            row = LedgerRow(key, "skipped", outcome, None, opted_in_at, source)
         expansion.add(row, outcome)
     return expansion

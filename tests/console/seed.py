@@ -2,7 +2,8 @@
 
 `seed_campaign` writes the campaign row, its chunk, its ledger rows and the statuses of
 its accepted messages: a realistic mix (read, delivered, sent, failed at send time with
-several codes, failed after acceptance, pending with reasons, skipped with reasons).
+several codes, failed after acceptance, pending with reasons, skipped with reasons), with
+the opt-in each recipient came with (`opted_in_at`; a source for two in three).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ async def seed_campaign(
         # message id), whose statuses below make them read, delivered, sent or failed.
         await connection.execute(
             """INSERT INTO ledger (campaign_id, phone, status, reason, chunk_index, message_id,
-                   error_code, error_message, queued_at, attempts, updated_at)
+                   error_code, error_message, queued_at, attempts, updated_at, opted_in_at,
+                   opt_in_source)
                SELECT $1, '+62' || $3::text || lpad(n::text, 8, '0'),
                  CASE n % 20 WHEN 0 THEN 'failed' WHEN 1 THEN 'pending' WHEN 2 THEN 'pending'
                              WHEN 3 THEN 'skipped' WHEN 4 THEN 'skipped' ELSE 'queued' END,
@@ -73,7 +75,9 @@ async def seed_campaign(
                  CASE WHEN n % 20 = 0 THEN 'as the API said' END,
                  CASE WHEN n % 20 >= 5 THEN now() - make_interval(secs => ($2::int - n) / 50.0) END,
                  CASE WHEN n % 20 = 2 THEN 0 ELSE 1 END,
-                 now()
+                 now(),
+                 CASE WHEN n % 20 <> 3 THEN timestamptz '2026-01-05 10:00:00+00' END,
+                 (ARRAY['checkout_form', 'crm:import-2026-11', NULL])[1 + n % 3]
                FROM generate_series(1, $2::int) AS n""",
             campaign_id,
             recipients,

@@ -171,6 +171,8 @@ async def test_every_page_renders_real_data(
     await page.click("form.search button")
     await expect(page.locator("#messages tbody tr")).to_have_count(1)
     await expect(page.locator("#messages")).to_contain_text("read")
+    # The opt-in that send relied on (the seed gives n = 25 the CRM import).
+    await expect(page.locator("#messages td.opt-in-source")).to_have_text("crm:import-2026-11")
     await expect(page.locator("h2")).to_contain_text(phone)
     await screenshot(page, "recipients")
 

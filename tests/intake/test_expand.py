@@ -242,3 +242,30 @@ def test_a_send_at_outside_the_utc_range_is_unstorable(
     else:
         assert not isinstance(prepared, Rejected)
     assert (unstorable_value(header_of(event)) is not None) == problem
+
+
+@pytest.mark.parametrize(
+    ("source", "stored"),
+    [
+        (None, None),
+        ("checkout_form", "checkout_form"),
+        ("crm\x00import", "crm\ufffdimport"),  # PostgreSQL text holds no NUL
+    ],
+)
+@pytest.mark.parametrize("opted_in_at", [OPTED_IN, None])
+def test_the_opt_in_source_is_kept_on_every_row_as_sent(
+    source: str | None, stored: str | None, opted_in_at: datetime | None
+) -> None:
+    [row] = rows_of(
+        [
+            Recipient(
+                phone="+628111222333",
+                opted_in_at=opted_in_at,
+                opt_in_source=source,
+                variables=VARS,
+            )
+        ]
+    )
+    # Eligible or skipped (no opt-in), the row keeps where the request said consent came from.
+    assert row.status == ("pending" if opted_in_at else "skipped")
+    assert (row.opted_in_at, row.opt_in_source) == (opted_in_at, stored)

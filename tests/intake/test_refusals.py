@@ -1,7 +1,8 @@
 """Values PostgreSQL cannot take, among good events, against the real broker and database.
 
 Caught before the database: a NUL in a variable (that recipient is skipped as
-`missing_variable`), an opt-in outside years 1-9999 in UTC (`not_opted_in`), such a
+`missing_variable`), a NUL in an `opt_in_source` (stored as U+FFFD, the recipient sent as
+any other), an opt-in outside years 1-9999 in UTC (`not_opted_in`), such a
 `send_at` (the chunk is dead-lettered as `unstorable_value`). Refused by the database (a
 CHECK constraint the test adds, as an operator might): the chunk or control event is
 dead-lettered as `ledger_rejected` with the SQLSTATE and a masked message, nothing of it
@@ -46,9 +47,15 @@ async def test_unstorable_values_never_stop_intake(
     early = Recipient(
         phone=phone(base + 3), opted_in_at=EARLY, variables={"first_name": "B", "discount": "1"}
     )
+    nul_source = Recipient(
+        phone=phone(base + 8),
+        opted_in_at=OPTED_IN,
+        opt_in_source="crm\x00import",
+        variables={"first_name": "C", "discount": "1"},
+    )
     events: list[RequestEvent] = [
         request(good, [person(phone(base + 1), "eligible")]),
-        request(mixed, [person(phone(base + 4), "eligible"), nul, early]),
+        request(mixed, [person(phone(base + 4), "eligible"), nul, early, nul_source]),
         request(refused, [person(phone(base + 5), "eligible"), person(refused_phone, "eligible")]),
         request(scheduled, [person(phone(base + 6), "eligible")], send_at=EARLY),
         BroadcastPaused(campaign_id=uuid.uuid4(), reason=f"refuse {tag}"),
@@ -76,7 +83,16 @@ async def test_unstorable_values_never_stop_intake(
         phone(base + 4): ("pending", None),
         phone(base + 2): ("skipped", "missing_variable"),
         phone(base + 3): ("skipped", "not_opted_in"),
+        phone(base + 8): ("pending", None),
     }
+    assert (
+        await db_pool.fetchval(
+            "SELECT opt_in_source FROM ledger WHERE campaign_id = $1 AND phone = $2",
+            mixed,
+            phone(base + 8),
+        )
+        == "crm\ufffdimport"
+    )
     assert (
         await db_pool.fetchval(
             "SELECT opted_in_at FROM ledger WHERE campaign_id = $1 AND phone = $2",
