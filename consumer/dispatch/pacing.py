@@ -50,6 +50,13 @@ class RatePacer:
         self._in_flight.add(seq)
         return seq, wait
 
+    def ready_in(self, now: float) -> float:
+        """Seconds until `reserve` would not have to wait (0: a token is there now)."""
+        self._refill(now)
+        missing = 1.0 - self.tokens
+        wait = missing / self.rate if missing > 0 and self.rate > 0 else 0.0
+        return max(wait, self.hold_until - now, 0.0)
+
     def release(self, seq: int) -> None:
         """The request with `seq` was never sent: give its token back."""
         if seq in self._in_flight:
