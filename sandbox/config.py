@@ -56,6 +56,9 @@ class Template(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     header: Literal["none", "text", "image", "video", "document"] = "none"
     status: Literal["approved", "paused", "disabled"] = "approved"
     category: Literal["MARKETING", "UTILITY", "AUTHENTICATION"] = "MARKETING"
+    # Failure shares of this template's accepted sends, in place of `outcomes.mix` (a
+    # template recipients block or Meta holds back, 131049); empty: `outcomes.mix`.
+    outcome_mix: dict[str, Probability] = {}
 
 
 class RateLimits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -229,11 +232,9 @@ def _check_semantics(config: RuntimeConfig) -> None:
     for name, template in config.templates.items():
         if not name or not template.languages:
             raise ConfigError(f"templates.{name!r} needs a name and at least one language")
-    unknown = sorted(set(config.outcomes.mix) - set(FAILURES))
-    if unknown:
-        raise ConfigError(f"outcomes.mix: unknown failure codes {unknown}")
-    if sum(config.outcomes.mix.values()) > 1.0 + 1e-9:
-        raise ConfigError("outcomes.mix: shares add up to more than 1")
+    _check_mix("outcomes.mix", config.outcomes.mix)
+    for name, template in config.templates.items():
+        _check_mix(f"templates.{name}.outcome_mix", template.outcome_mix)
     for prefix, outcome in config.outcomes.forced.items():
         if not _E164_PREFIX.match(prefix):
             raise ConfigError(f"outcomes.forced: {prefix!r} is not a '+digits' prefix")
@@ -247,6 +248,20 @@ def _check_semantics(config: RuntimeConfig) -> None:
         raise ConfigError("webhooks.url must be an http(s) URL or empty")
     if config.webhooks.url and not config.webhooks.secrets:
         raise ConfigError("webhooks.secrets: at least one secret is needed to sign")
+
+
+def _check_mix(where: str, mix: dict[str, float]) -> None:
+    unknown = sorted(set(mix) - set(FAILURES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown failure codes {unknown}")
+    if sum(mix.values()) > 1.0 + 1e-9:
+        raise ConfigError(f"{where}: shares add up to more than 1")
+
+
+def mix_for(config: RuntimeConfig, template: str | None) -> dict[str, float]:
+    """The failure shares a send of `template` draws from: its own, else `outcomes.mix`."""
+    own = config.templates.get(template) if template else None
+    return own.outcome_mix if own is not None and own.outcome_mix else config.outcomes.mix
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

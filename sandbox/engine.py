@@ -28,7 +28,7 @@ import msgspec
 from sandbox.anomaly import JSON, OddAnswer, accepted_answer, refusal
 from sandbox.audit import Audit
 from sandbox.catalog import FAILURES, SYNC_OUTCOMES
-from sandbox.config import Account, AnomalyKind, RuntimeConfig, tier_of
+from sandbox.config import Account, AnomalyKind, RuntimeConfig, mix_for, tier_of
 from sandbox.errors import ApiError, encode_error
 from sandbox.faults import FaultCounters, FaultPlan, plan_faults
 from sandbox.idempotency import IdempotencyStore
@@ -245,7 +245,7 @@ class Engine:
         ordinal = self.audit.accepted_before(number_id, template, request.to)
         plan = plan_outcome(
             seed=config.outcomes.seed,
-            mix=config.outcomes.mix,
+            mix=mix_for(config, request.template_name),
             read_share=config.outcomes.read_share,
             forced=config.outcomes.forced,
             phone_number_id=number_id,
