@@ -236,8 +236,11 @@ class QualityGuard(_Struct, frozen=True, kw_only=True):
     `window_seconds`, at least `min_sends` messages were sent and the share of them
     that failed for engagement reasons (`ecosystem_engagement` 131049,
     `recipient_blocked` 1013, `spam_rate_limited`) exceeds `max_failure_rate`; or when
-    the sender's `quality_rating` falls to `pause_at_quality` or below.
-    `enabled: false` turns the guard off for this campaign.
+    the sender's `quality_rating` is seen to fall, while the campaign runs, to
+    `pause_at_quality` or below (a campaign started on a number already that low is not
+    paused for it). After a resume the window counts from the resume.
+    `enabled: false` turns the guard off for this campaign; a guard object without
+    `enabled` is on, whatever the default for requests without one.
     """
 
     enabled: bool = True
