@@ -32,6 +32,7 @@ from schemas.requests import (
     MAX_RECIPIENTS,
     BroadcastRequested,
     Chunk,
+    QuietHours,
     Recipient,
     Sender,
     decode_request_event,
@@ -76,6 +77,7 @@ class Campaign:
     sender: Sender
     template: Template
     send_at: datetime | None = None
+    quiet_hours: QuietHours | None = None
 
     def event(self, recipients: list[Recipient], chunk: Chunk) -> BroadcastRequested:
         return BroadcastRequested(
@@ -85,6 +87,7 @@ class Campaign:
             recipients=recipients,
             chunk=chunk,
             send_at=self.send_at,
+            quiet_hours=self.quiet_hours,
         )
 
     def envelope_bytes(self, chunk: Chunk) -> int:

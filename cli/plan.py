@@ -12,6 +12,9 @@ where `last_share` is what is left for the final window. It is a best case: the
 write budget is shared with every other campaign of the organisation, and
 recipients already contacted in the current window do not count again (so the
 real number of windows may be lower).
+
+With quiet hours (`quiet`, cli/quiet_plan.py) the ETA is simulated instead: each group
+of recipients is sent only outside its quiet hours, within the same rate and windows.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cli.quiet_plan import QuietPlan, quiet_eta
 from consumer.dispatch.tiers import UNLIMITED, concurrency_for
 
 
@@ -36,6 +40,8 @@ class FitPlan:
     send_seconds: float | None
     # Until the last eligible recipient is sent, from the campaign's start.
     eta_seconds: float | None
+    # Who is inside their quiet hours at the start, and when they open (None: no quiet hours).
+    quiet: QuietPlan | None = None
 
     @property
     def unlimited(self) -> bool:
@@ -43,7 +49,12 @@ class FitPlan:
 
 
 def fit_plan(
-    eligible: int, *, tier: int | None, write_per_minute: int | None, window_seconds: int
+    eligible: int,
+    *,
+    tier: int | None,
+    write_per_minute: int | None,
+    window_seconds: int,
+    quiet: QuietPlan | None = None,
 ) -> FitPlan:
     """How many quota windows and how long `eligible` recipients take (module docstring)."""
     windows: int | None = None
@@ -61,6 +72,10 @@ def fit_plan(
             assert write_per_minute  # send_seconds is known only with a rate
             last_seconds = last_share * 60.0 / write_per_minute
             eta = max(send_seconds, (windows - 1) * window_seconds + last_seconds)
+        if quiet is not None and write_per_minute:
+            eta = quiet_eta(
+                quiet, tier=tier, write_per_minute=write_per_minute, window_seconds=window_seconds
+            )
     return FitPlan(
         eligible=eligible,
         tier=tier,
@@ -70,4 +85,5 @@ def fit_plan(
         concurrency=None if tier is None else concurrency_for(tier),
         send_seconds=send_seconds,
         eta_seconds=eta,
+        quiet=quiet,
     )

@@ -6,19 +6,23 @@ missing_variable, suppressions_checked}, `opt_in_source` {recipients, default}
 (how many recipients name where their consent came from; `--opt-in-source`),
 `sender` {phone_number_id, auto, status, tier, tier_source}, `fit` {eligible, tier,
 window_seconds, windows, concurrency, write_per_minute, rate_source, send_seconds,
-eta_seconds}, `send_at`, `chunk_budget` {recipients, bytes}, `chunks` [{index,
+eta_seconds, quiet}, `send_at`, `chunk_budget` {recipients, bytes}, `chunks` [{index,
 recipients, bytes}], `published` (null for a dry run, else {topic, key, deliveries
-[{partition, offset}]}), `warnings`.
+[{partition, offset}]}), `warnings`. `fit.quiet` is null without `--quiet-hours`, else
+{start, end, time_zone, quiet_now, openings [{at, recipients, zones}], groups [{zones,
+recipients, opens_at}]} (times in UTC, `YYYY-MM-DD HH:MMZ`).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from cli import output
 from cli.output import duration, number
 from cli.plan import FitPlan
 from cli.producer import Delivery
+from cli.quiet_plan import QuietPlan
 from cli.settings import CliSettings
 
 if TYPE_CHECKING:
@@ -68,6 +72,8 @@ def preview_lines(settings: CliSettings, prepared: Prepared) -> list[str]:
     lines.append(f"            {rate}; ETA {duration(fit.eta_seconds)}")
     if request.send_at is not None:
         lines.append(f"            starts no earlier than {request.send_at.isoformat()}")
+    if fit.quiet is not None:
+        lines.extend(_quiet_lines(fit.quiet, fit.eligible))
     largest = max(chunk.bytes for chunk in prepared.chunks)
     lines.append(
         f"chunks      {len(prepared.chunks)} event(s) for {settings.requests_topic}, "
@@ -83,6 +89,56 @@ def _consent_text(prepared: Prepared) -> str:
     default = prepared.request.opt_in_source
     fill = f" (--opt-in-source {default} where a row names none)" if default else ""
     return f"consent     {number(named)} of {number(total)} name their opt-in source{fill}"
+
+
+_SHOWN_OPENINGS: Final = 4
+
+
+def _utc(at: float) -> str:
+    return f"{datetime.fromtimestamp(at, UTC):%Y-%m-%d %H:%M}Z"
+
+
+def _quiet_lines(plan: QuietPlan, eligible: int) -> list[str]:
+    """Who is inside their quiet hours at the start, and when each group's hours end."""
+    hours = plan.hours
+    lines = [
+        f"quiet hours {hours.start}-{hours.end} local to each number "
+        f"({hours.time_zone or 'UTC'} if unknown): "
+        f"{number(plan.quiet_now)} of {number(eligible)} inside them at the start"
+    ]
+    openings = plan.openings
+    for opening in openings[:_SHOWN_OPENINGS]:
+        more = len(opening.zones) - 2
+        zones = ", ".join(opening.zones[:2]) + (f" and {more} more" if more > 0 else "")
+        lines.append(
+            f"            {number(opening.recipients)} from {_utc(opening.at)} "
+            f"({duration(opening.at - plan.start)} on; {zones})"
+        )
+    if len(openings) > _SHOWN_OPENINGS:
+        rest = sum(o.recipients for o in openings[_SHOWN_OPENINGS:])
+        lines.append(f"            and {number(rest)} later (--json lists every group)")
+    return lines
+
+
+def _quiet_json(plan: QuietPlan) -> dict[str, Any]:
+    return {
+        "start": plan.hours.start,
+        "end": plan.hours.end,
+        "time_zone": plan.hours.time_zone,
+        "quiet_now": plan.quiet_now,
+        "openings": [
+            {"at": _utc(o.at), "recipients": o.recipients, "zones": list(o.zones)}
+            for o in plan.openings
+        ],
+        "groups": [
+            {
+                "zones": list(g.zones),
+                "recipients": g.recipients,
+                "opens_at": None if g.opens_at is None else _utc(g.opens_at),
+            }
+            for g in plan.groups
+        ],
+    }
 
 
 def _source_text(prepared: Prepared) -> str:
@@ -138,6 +194,7 @@ def to_json(
             "rate_source": sender.rate_source,
             "send_seconds": fit.send_seconds,
             "eta_seconds": fit.eta_seconds,
+            "quiet": None if fit.quiet is None else _quiet_json(fit.quiet),
         },
         "send_at": request.send_at,
         "chunk_budget": {"recipients": request.chunk_size, "bytes": request.chunk_bytes},

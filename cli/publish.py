@@ -44,6 +44,7 @@ from cli.output import PROGRAM, Console, number
 from cli.plan import FitPlan, fit_plan
 from cli.preview import preview_lines, to_json
 from cli.producer import Delivery, PublishUnavailable, Record, publish_stream
+from cli.quiet_plan import quiet_hours_flag, quiet_plan
 from cli.recipients import Format, detect_format
 from cli.scan import Cut, Scan, scan
 from cli.sender import SenderFacts, sender_facts
@@ -51,7 +52,7 @@ from cli.settings import CliSettings
 from cli.spool import Spool
 from cli.templates import load_template, template_variables
 from consumer.dispatch.tiers import parse_tier
-from schemas.requests import Chunk, OptInSource, Sender
+from schemas.requests import Chunk, OptInSource, QuietHours, Sender
 from schemas.template import Template
 
 # Malformed rows listed in the one-line error (up to scan.MAX_BAD_ROWS_KEPT in --json).
@@ -76,6 +77,8 @@ class PublishRequest:
     query: QuerySource | None = None
     # `--opt-in-source`: the consent's source for every row that names none.
     opt_in_source: str | None = None
+    # `--quiet-hours` (and `--quiet-hours-zone`).
+    quiet_hours: QuietHours | None = None
 
     @property
     def source(self) -> Source:
@@ -85,7 +88,9 @@ class PublishRequest:
 
     @property
     def campaign(self) -> Campaign:
-        return Campaign(self.campaign_id, self.sender, self.template, self.send_at)
+        return Campaign(
+            self.campaign_id, self.sender, self.template, self.send_at, self.quiet_hours
+        )
 
 
 @dataclass(slots=True)
@@ -165,11 +170,16 @@ async def prepare(
         write_per_minute=request.write_per_minute,
         warnings=warnings,
     )
+    quiet = None
+    if request.quiet_hours is not None:
+        start = max(now, request.send_at) if request.send_at is not None else now
+        quiet = quiet_plan(result.zones, request.quiet_hours, start.timestamp())
     fit = fit_plan(
         counts["eligible"],
         tier=sender.tier,
         write_per_minute=sender.write_per_minute,
         window_seconds=settings.quota_window_seconds,
+        quiet=quiet,
     )
     if counts["eligible"] == 0:
         warnings.append("no recipient is eligible: the campaign will only record skips")
@@ -295,6 +305,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--campaign-id", help="default: a new UUID (printed)")
     parser.add_argument("--send-at", help="RFC 3339 time with a zone: send no earlier")
     parser.add_argument(
+        "--quiet-hours",
+        metavar="HH:MM-HH:MM",
+        help="not in these hours of each recipient's local time (e.g. 21:00-08:00); the "
+        "zone comes from the number, see docs/dispatch.md",
+    )
+    parser.add_argument(
+        "--quiet-hours-zone",
+        metavar="ZONE",
+        help="the IANA zone for numbers whose zone is unknown (default UTC)",
+    )
+    parser.add_argument(
         "--opt-in-source",
         metavar="TEXT",
         help="where the consent came from (1-200 chars, e.g. crm:import-2026-11), for every "
@@ -375,6 +396,7 @@ def request_from(args: argparse.Namespace, database_url: str) -> PublishRequest:
         write_per_minute=args.write_per_minute,
         query=query,
         opt_in_source=opt_in_source,
+        quiet_hours=quiet_hours_flag(args.quiet_hours, args.quiet_hours_zone),
     )
 
 

@@ -12,6 +12,7 @@ published), but reading goes on so the error can say how many there are.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class Scan:
     cuts: list[Cut] = field(default_factory=list)
     suppressions_checked: bool = False
     with_opt_in_source: int = 0
+    # Eligible recipients by their numbers' time zones (only with quiet hours).
+    zones: dict[tuple[str, ...], int] = field(default_factory=dict)
 
     @property
     def recipients(self) -> int:
@@ -118,7 +121,7 @@ async def scan(
     """Read the whole source once (see the module docstring)."""
     result = Scan(variables=reading.variables)
     packer = Packer(campaign, budget)
-    tally = Tally(campaign.template, now)
+    tally = Tally(campaign.template, now, zones=Counter() if campaign.quiet_hours else None)
     sizes: list[tuple[int, int]] = []
     unit = reading.source.unit
 
@@ -160,4 +163,5 @@ async def scan(
         for index, (size, body) in enumerate(sizes)
     ]
     result.counts = {outcome: count for outcome, count in tally.counts.items()}
+    result.zones = dict(tally.zones or {})
     return result

@@ -1,7 +1,8 @@
 """`broadcast status <campaign> [--watch]`: the progress table and the campaign overview.
 
 Reads the public views `campaign_overview`, `campaign_progress` and
-`campaign_recipient_status` (for the reasons behind pending and skipped rows).
+`campaign_recipient_status` (for the reasons behind pending and skipped rows), and
+when the recipients waiting out their quiet hours may go (`quiet_openings`).
 `--watch` refreshes every `--interval` seconds until the campaign is finished
 (terminal in the view and every chunk received) or Ctrl-C. On a terminal it
 redraws one block in place; otherwise (a pipe, a CI log) it prints one line
@@ -18,8 +19,8 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
@@ -43,6 +44,12 @@ class CampaignStatus:
     overview: dict[str, Any]
     progress: list[tuple[str, int, float]]
     reasons: list[tuple[str, str, int]]
+    # (when their quiet hours end, Unix seconds; how many) for pending `quiet_hours` rows.
+    quiet: list[tuple[float, int]] = field(default_factory=list)
+
+    def quiet_waits(self, now: float) -> list[tuple[float, int]]:
+        """(seconds from `now` until they may go, how many): `RateTracker.eta`'s `quiet`."""
+        return [(at - now, count) for at, count in self.quiet]
 
     @property
     def snapshot(self) -> Snapshot:
@@ -68,7 +75,11 @@ async def fetch_status(connection: asyncpg.Connection, campaign_id: uuid.UUID) -
         (r["status"], r["reason"], r["count"])
         for r in await connection.fetch(Q["campaign_reasons"], campaign_id)
     ]
-    return CampaignStatus(overview, progress, reasons)
+    quiet = [
+        (r["opens_at"].timestamp(), r["count"])
+        for r in await connection.fetch(Q["quiet_openings"], campaign_id)
+    ]
+    return CampaignStatus(overview, progress, reasons, quiet)
 
 
 async def status(settings: CliSettings, campaign_id: uuid.UUID) -> CampaignStatus:
@@ -92,7 +103,8 @@ async def watch(
         while True:
             snapshot = current.snapshot
             tracker.add(clock(), snapshot.done, snapshot.pending)
-            painter.show(current, tracker.eta(snapshot.in_progress, snapshot.pending))
+            quiet = current.quiet_waits(time.time())
+            painter.show(current, tracker.eta(snapshot.in_progress, snapshot.pending, quiet))
             if snapshot.finished:
                 painter.finish(current)
                 return current
@@ -184,7 +196,22 @@ def status_lines(
     for name, reason, count in current.reasons:
         by_status.setdefault(name, []).append(f"{reason} {number(count)}")
     lines.extend(f"  {name}: {', '.join(parts)}" for name, parts in by_status.items())
+    if current.quiet:
+        lines.append(f"  quiet hours end: {_openings(current.quiet)}")
     return lines
+
+
+def _openings(quiet: list[tuple[float, int]], shown: int = 3) -> str:
+    """`1,000 at 2026-01-16 01:00Z, 200 at 02:00Z` (the date only when it changes)."""
+    parts, day = [], None
+    for at, count in quiet[:shown]:
+        moment = datetime.fromtimestamp(at, UTC)
+        when = f"{moment:%H:%M}Z" if moment.date() == day else f"{moment:%Y-%m-%d %H:%M}Z"
+        day = moment.date()
+        parts.append(f"{number(count)} at {when}")
+    if len(quiet) > shown:
+        parts.append(f"{number(sum(count for _, count in quiet[shown:]))} later")
+    return ", ".join(parts)
 
 
 def summary_line(current: CampaignStatus, eta: float | None, now: datetime) -> str:
@@ -222,6 +249,10 @@ def to_json(current: CampaignStatus, *, eta: float | None = None) -> dict[str, A
         "finished": snap.finished,
         "progress": [{"status": s, "count": c, "pct": p} for s, c, p in current.progress],
         "reasons": [{"status": s, "reason": r, "count": c} for s, r, c in current.reasons],
+        "quiet": [
+            {"opens_at": datetime.fromtimestamp(at, UTC).isoformat(), "count": count}
+            for at, count in current.quiet
+        ],
         "eta_seconds": 0.0 if snap.finished else eta,
         "created_at": o["created_at"],
         "updated_at": o["updated_at"],

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import uuid
 from array import array
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from consumer.dispatch.quiet import zones_of
 from consumer.intake.expand import OUTCOMES, Outcome, expand
 from consumer.intake.phone import key_for_invalid
 from schemas.requests import BroadcastRequested, Recipient, Sender
@@ -91,6 +93,9 @@ class Tally:
     now: datetime
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     seen: DigestSet = field(default_factory=DigestSet)
+    # Eligible recipients by their numbers' time zones, for a campaign with quiet hours
+    # (None: not counted; cli/quiet_plan.py).
+    zones: Counter[tuple[str, ...]] | None = None
 
     def add(
         self,
@@ -121,3 +126,9 @@ class Tally:
         )
         for outcome, count in expansion.counts.items():
             self.counts[outcome] += count
+        if self.zones is not None:
+            self.zones.update(
+                zones_of(phone)
+                for phone, status in zip(expansion.phones, expansion.statuses, strict=True)
+                if status == "pending"
+            )

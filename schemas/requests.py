@@ -201,12 +201,13 @@ TimeZoneName = Annotated[
 class QuietHours(_Struct, frozen=True, kw_only=True):
     """Hours in which a recipient is not messaged, judged in the recipient's local time.
 
-    `start` to `end`, local wall-clock time; a window that crosses midnight
-    (`21:00` to `08:00`) is the usual case. The recipient's zone comes from their
-    number (the `phonenumbers` time-zone data); a number that maps to several zones
-    is quiet when any of them is. A number with no known zone is judged in
-    `time_zone` (default UTC). Recipients inside the window are deferred with
-    reason `quiet_hours` and sent when it ends.
+    From `start` (included) to `end` (excluded), local wall-clock time; a window that
+    crosses midnight (`21:00` to `08:00`) is the usual case. The recipient's zone
+    comes from their number (the `phonenumbers` time-zone data); a number that maps
+    to several zones is quiet when any of them is, except that zones whose allowed
+    hours never meet are judged in the most western of them alone. A number with no
+    known zone is judged in `time_zone` (default UTC). Recipients inside the window
+    are deferred with reason `quiet_hours` and sent when it ends.
     """
 
     start: ClockTime

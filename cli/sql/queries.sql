@@ -15,13 +15,24 @@ ORDER BY array_position(
     ARRAY['pending', 'queued', 'sent', 'delivered', 'read', 'failed', 'skipped'], status);
 
 -- name: campaign_reasons
--- Why recipients are pending (deferred_quota, paused, scheduled, retry_backoff) or
+-- Why recipients are pending (deferred_quota, paused, scheduled, retry_backoff, quiet_hours) or
 -- skipped (not_opted_in, invalid_phone, suppressed, duplicate, missing_variable, cancelled).
 SELECT status, reason, count(*) AS count
 FROM campaign_recipient_status
 WHERE campaign_id = $1 AND reason IS NOT NULL
 GROUP BY status, reason
 ORDER BY status, count(*) DESC, reason;
+
+-- name: quiet_openings
+-- When the recipients waiting out their quiet hours may go, and how many at each instant
+-- (the dispatcher gives every recipient of a zone set the same one: a handful of rows).
+-- One range of ledger_due, read in its order.
+SELECT next_attempt_at AS opens_at, count(*) AS count
+FROM ledger
+WHERE campaign_id = $1 AND status = 'pending' AND reason = 'quiet_hours'
+GROUP BY next_attempt_at
+ORDER BY next_attempt_at
+LIMIT 100;
 
 -- name: failure_buckets
 SELECT coalesce(error_code, 'unknown_error') AS error_code, count(*) AS count

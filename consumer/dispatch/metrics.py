@@ -28,6 +28,11 @@ DEFERRED = Counter(
     "Recipients deferred to a later quota window.",
     ["sender"],
 )
+QUIET_DEFERRED = Counter(
+    "broadcast_dispatch_quiet_deferred_total",
+    "Recipients deferred because they were inside their campaign's quiet hours.",
+    ["sender"],
+)
 RATE_LIMIT_WAIT = Counter(
     "broadcast_dispatch_rate_limit_wait_seconds_total",
     "Seconds sends waited for the organisation's write budget.",

@@ -300,6 +300,15 @@ class DispatchStore:
                 )
         return plan
 
+    async def defer_quiet(self, deferrals: Sequence[tuple[DueRow, float]]) -> None:
+        """(row, until): recipients inside their quiet hours, each until its window opens."""
+        await self._pool.execute(
+            Q["defer_quiet"],
+            [row.campaign_id for row, _ in deferrals],
+            [row.phone for row, _ in deferrals],
+            [at(until) for _, until in deferrals],
+        )
+
     async def fail_unknown_outcome(self, rows: Sequence[DueRow]) -> None:
         await self._pool.execute(
             Q["fail_unknown_outcome"],

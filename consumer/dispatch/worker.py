@@ -33,6 +33,7 @@ from consumer.dispatch.policy import (
     classify_response,
     classify_transport_error,
 )
+from consumer.dispatch.quiet_deferral import QuietDeferral
 from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot, plan_quota, window_start
 from consumer.dispatch.request import idempotency_key, template_body
 from consumer.dispatch.results import ResultWriter
@@ -68,6 +69,7 @@ class SenderWorker:
         self.token = uuid.uuid4()
         # Set to make this worker finish its in-flight sends and return.
         self.halt = asyncio.Event()
+        self._quiet = QuietDeferral(ctx, phone_number_id, self.token)
         self._writer = ResultWriter(
             ctx.store, self.token, ctx.settings.flush_seconds, recipient_of=self._recipient_of
         )
@@ -188,6 +190,8 @@ class SenderWorker:
         fresh, expired = self._split_expired(rows, now)
         if expired:
             await self._settle_in_doubt(expired)
+        # Before the quota plan: a recipient in its quiet hours uses no quota (quiet.py).
+        fresh = await self._quiet.admit(fresh, due, now)
         if not fresh:
             return True
         budget = Budget(

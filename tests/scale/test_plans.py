@@ -154,6 +154,7 @@ def dispatch_arguments(f: Facts) -> dict[str, tuple[Any, ...]]:
         "record_contacts": (f.sender, f.pending, now),
         "claim_rows": (live_ids, f.pending, token, now),
         "defer_rows": (live_ids, f.pending, now),
+        "defer_quiet": (live_ids, f.pending, [now] * n),
         "fail_unknown_outcome": (live_ids, f.pending),
         "record_results": (
             live_ids,
@@ -229,6 +230,7 @@ CLI_STATEMENTS = {
     "campaign_overview": lambda c: (c,),
     "campaign_progress": lambda c: (c,),
     "campaign_reasons": lambda c: (c,),
+    "quiet_openings": lambda c: (c,),
     "failure_buckets": lambda c: (c,),
     "failed_rows": lambda c: (c,),
     "requeue_failed": lambda c: (c, ["recipient_blocked", "invalid_phone_number"]),
@@ -361,6 +363,7 @@ async def test_a_batch_costs_the_same_while_the_statistics_are_stale(history: Fa
             "claim_rows": (ids, phones, token, now),
             "release_rows": (ids, phones, [None] * batch, token),
             "defer_rows": (ids, phones, now + timedelta(hours=1)),
+            "defer_quiet": (ids, phones, [now + timedelta(hours=1)] * batch),
             "fail_unknown_outcome": (ids, phones),
         }
         for name, args in arguments.items():

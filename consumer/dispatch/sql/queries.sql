@@ -112,6 +112,13 @@ SET reason = 'deferred_quota', next_attempt_at = $3, claim_token = NULL, updated
 FROM unnest($1::uuid[], $2::text[]) AS t(campaign_id, phone)
 WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone AND l.status || '' = 'pending';
 
+-- name: defer_quiet
+-- Recipients inside their campaign's quiet hours, each until its window opens ($3).
+UPDATE ledger AS l
+SET reason = 'quiet_hours', next_attempt_at = t.until, claim_token = NULL, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS t(campaign_id, phone, until)
+WHERE l.campaign_id = t.campaign_id AND l.phone = t.phone AND l.status || '' = 'pending';
+
 -- name: fail_unknown_outcome
 -- Rows whose last send may have landed more than a key window ago: never re-sent blindly.
 UPDATE ledger AS l
