@@ -32,6 +32,8 @@ from schemas.requests import (
     MAX_RECIPIENTS,
     BroadcastRequested,
     Chunk,
+    Priority,
+    QualityGuard,
     QuietHours,
     Recipient,
     Sender,
@@ -78,6 +80,8 @@ class Campaign:
     template: Template
     send_at: datetime | None = None
     quiet_hours: QuietHours | None = None
+    priority: Priority = "bulk"
+    quality_guard: QualityGuard | None = None
 
     def event(self, recipients: list[Recipient], chunk: Chunk) -> BroadcastRequested:
         return BroadcastRequested(
@@ -87,7 +91,9 @@ class Campaign:
             recipients=recipients,
             chunk=chunk,
             send_at=self.send_at,
+            priority=self.priority,
             quiet_hours=self.quiet_hours,
+            quality_guard=self.quality_guard,
         )
 
     def envelope_bytes(self, chunk: Chunk) -> int:

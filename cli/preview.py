@@ -2,15 +2,16 @@
 
 JSON keys (stable): `campaign_id`, `dry_run`, `recipients` {file, query, format, rows},
 `preview` {eligible, invalid_phone, duplicate, suppressed, not_opted_in,
-missing_variable, suppressions_checked}, `opt_in_source` {recipients, default}
-(how many recipients name where their consent came from; `--opt-in-source`),
-`sender` {phone_number_id, auto, status, tier, tier_source}, `fit` {eligible, tier,
-window_seconds, windows, concurrency, write_per_minute, rate_source, send_seconds,
-eta_seconds, quiet}, `send_at`, `chunk_budget` {recipients, bytes}, `chunks` [{index,
-recipients, bytes}], `published` (null for a dry run, else {topic, key, deliveries
-[{partition, offset}]}), `warnings`. `fit.quiet` is null without `--quiet-hours`, else
-{start, end, time_zone, quiet_now, openings [{at, recipients, zones}], groups [{zones,
-recipients, opens_at}]} (times in UTC, `YYYY-MM-DD HH:MMZ`).
+missing_variable, suppressions_checked}, `opt_in_source` {recipients, default} (how many
+recipients name where their consent came from; `--opt-in-source`), `sender`
+{phone_number_id, auto, status, tier, tier_source}, `options` {priority, quiet_hours,
+quality_guard} (what every chunk's event carries, cli/campaign_options.py), `fit`
+{eligible, tier, window_seconds, windows, concurrency, write_per_minute, rate_source,
+send_seconds, eta_seconds, quiet}, `send_at`, `chunk_budget` {recipients, bytes},
+`chunks` [{index, recipients, bytes}], `published` (null for a dry run, else {topic,
+key, deliveries [{partition, offset}]}), `warnings`. `fit.quiet` is null without
+`--quiet-hours`, else {start, end, time_zone, quiet_now, openings [{at, recipients,
+zones}], groups [{zones, recipients, opens_at}]} (times in UTC, `YYYY-MM-DD HH:MMZ`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from cli import output
+from cli.campaign_options import options_json, options_line
 from cli.output import duration, number
 from cli.plan import FitPlan
 from cli.producer import Delivery
@@ -74,6 +76,7 @@ def preview_lines(settings: CliSettings, prepared: Prepared) -> list[str]:
         lines.append(f"            starts no earlier than {request.send_at.isoformat()}")
     if fit.quiet is not None:
         lines.extend(_quiet_lines(fit.quiet, fit.eligible))
+    lines.append(options_line(request.priority, request.quiet_hours, request.quality_guard))
     largest = max(chunk.bytes for chunk in prepared.chunks)
     lines.append(
         f"chunks      {len(prepared.chunks)} event(s) for {settings.requests_topic}, "
@@ -184,6 +187,7 @@ def to_json(
             "tier": sender.tier,
             "tier_source": sender.tier_source,
         },
+        "options": options_json(request.priority, request.quiet_hours, request.quality_guard),
         "fit": {
             "eligible": fit.eligible,
             "tier": fit.tier,

@@ -12,7 +12,8 @@ unless `--dry-run`, pass two publishes the spooled chunks keyed by the campaign
 id, now that `chunk.count` is known. Ineligible recipients are published too:
 intake records each one as skipped with its reason. The cut is deterministic, so
 an interrupted publish is finished by running it again with the same
-`--campaign-id`: intake treats the repeated chunks as redeliveries.
+`--campaign-id`: intake treats the repeated chunks as redeliveries. The campaign
+options (`--priority`, `--quiet-hours`, `--quality-guard`) go into every chunk.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any, Final, TextIO
 import msgspec
 
 from cli.audience import STDIN, FileSource, QuerySource, Reading, Source
+from cli.campaign_options import quality_guard_flag
 from cli.chunks import (
     BYTES_LIMIT,
     DEFAULT_CHUNK_BYTES,
@@ -52,7 +54,15 @@ from cli.settings import CliSettings
 from cli.spool import Spool
 from cli.templates import load_template, template_variables
 from consumer.dispatch.tiers import parse_tier
-from schemas.requests import Chunk, OptInSource, QuietHours, Sender
+from schemas.requests import (
+    PRIORITIES,
+    Chunk,
+    OptInSource,
+    Priority,
+    QualityGuard,
+    QuietHours,
+    Sender,
+)
 from schemas.template import Template
 
 # Malformed rows listed in the one-line error (up to scan.MAX_BAD_ROWS_KEPT in --json).
@@ -79,6 +89,9 @@ class PublishRequest:
     opt_in_source: str | None = None
     # `--quiet-hours` (and `--quiet-hours-zone`).
     quiet_hours: QuietHours | None = None
+    # `--priority`, `--quality-guard` (cli/campaign_options.py).
+    priority: Priority = "bulk"
+    quality_guard: QualityGuard | None = None
 
     @property
     def source(self) -> Source:
@@ -89,7 +102,13 @@ class PublishRequest:
     @property
     def campaign(self) -> Campaign:
         return Campaign(
-            self.campaign_id, self.sender, self.template, self.send_at, self.quiet_hours
+            self.campaign_id,
+            self.sender,
+            self.template,
+            self.send_at,
+            quiet_hours=self.quiet_hours,
+            priority=self.priority,
+            quality_guard=self.quality_guard,
         )
 
 
@@ -316,6 +335,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="the IANA zone for numbers whose zone is unknown (default UTC)",
     )
     parser.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        default="bulk",
+        help="transactional is sent before bulk on a shared number and budget (default bulk)",
+    )
+    parser.add_argument(
+        "--quality-guard",
+        metavar="off|on|KEY=VALUE,...",
+        help="when the campaign pauses itself to protect the sender (default: the "
+        "dispatcher's); keys window_seconds, min_sends, max_failure_rate, pause_at_quality, "
+        "e.g. max_failure_rate=0.05,min_sends=200",
+    )
+    parser.add_argument(
         "--opt-in-source",
         metavar="TEXT",
         help="where the consent came from (1-200 chars, e.g. crm:import-2026-11), for every "
@@ -397,6 +429,8 @@ def request_from(args: argparse.Namespace, database_url: str) -> PublishRequest:
         query=query,
         opt_in_source=opt_in_source,
         quiet_hours=quiet_hours_flag(args.quiet_hours, args.quiet_hours_zone),
+        priority=args.priority,
+        quality_guard=quality_guard_flag(args.quality_guard),
     )
 
 
