@@ -185,6 +185,21 @@ def quiet_eta(
     return None
 
 
+def eta_after_openings(
+    awake_seconds: float, openings: Sequence[tuple[float, int]], rate_per_second: float
+) -> float | None:
+    """Seconds until the last recipient is sent when `awake_seconds` is what the
+    recipients outside their quiet hours take, and `openings` are (seconds until they
+    may go, how many) for the rest: each group goes when it opens, once the ones before
+    it are sent, at the write rate (the console's ETA for a running campaign)."""
+    if rate_per_second <= 0:
+        return None
+    finish = awake_seconds
+    for opens_in, count in sorted(openings):
+        finish = max(finish, opens_in) + count / rate_per_second
+    return finish
+
+
 def quiet_hours_flag(raw: str | None, zone: str | None) -> QuietHours | None:
     """`--quiet-hours HH:MM-HH:MM` (and `--quiet-hours-zone`) as the request's option;
     `UsageError` for what intake would refuse."""

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from cli.database import Q as CLI_QUERIES
 from console.tally import Group, Tally
 from runtime.sqlfiles import load_queries
 
@@ -103,6 +104,11 @@ class ConsoleStore:
 
     async def senders(self) -> list[dict[str, Any]]:
         return [dict(r) for r in await self._pool.fetch(Q["senders"])]
+
+    async def quiet_openings(self, campaign_id: uuid.UUID) -> list[tuple[datetime, int]]:
+        """When the campaign's recipients waiting out their quiet hours may go, how many."""
+        rows = await self._pool.fetch(CLI_QUERIES["quiet_openings"], campaign_id)
+        return [(r["opens_at"], int(r["count"])) for r in rows]
 
     async def sender(self, phone_number_id: str) -> dict[str, Any] | None:
         row = await self._pool.fetchrow(Q["sender"], phone_number_id)

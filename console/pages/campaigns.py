@@ -6,7 +6,8 @@ import asyncio
 import io
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -15,6 +16,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from cli.failures import export_failed
 from cli.plan import FitPlan, fit_plan
+from cli.quiet_plan import eta_after_openings
 from console.actions import ACTIONS, CONTROLS
 from console.context import Console
 from console.guard import action_form
@@ -95,6 +97,33 @@ def _plan(console: Console, api: ApiView, snapshot: Snapshot, tier: int | None) 
     )
 
 
+def _plan_with_openings(
+    console: Console,
+    api: ApiView,
+    plan: FitPlan,
+    tier: int | None,
+    openings: Sequence[tuple[datetime, int]],
+) -> FitPlan:
+    """The plan again, with the recipients waiting out their quiet hours sent only once
+    their hours end (docs/dispatch.md, "Quiet hours")."""
+    asleep = sum(count for _, count in openings)
+    awake = fit_plan(
+        max(plan.eligible - asleep, 0),
+        tier=tier,
+        write_per_minute=api.write_per_minute,
+        window_seconds=console.settings.quota_window_seconds,
+    )
+    eta = None
+    if awake.eta_seconds is not None and api.write_per_minute:
+        now = datetime.now(UTC)
+        eta = eta_after_openings(
+            awake.eta_seconds,
+            [((at - now).total_seconds(), count) for at, count in openings],
+            api.write_per_minute / 60.0,
+        )
+    return replace(plan, eta_seconds=eta)
+
+
 def _terminal(campaign: CampaignRow, snapshot: Snapshot | None) -> bool | None:
     if snapshot is None:
         return None
@@ -141,6 +170,9 @@ async def _live_context(
         console.quota.get(number_budget_key(row.phone_number_id)) if row.phone_number_id else None
     )
     plan = _plan(console, api, snapshot, tier) if snapshot is not None else None
+    openings = await console.store.quiet_openings(row.campaign_id) if row.quiet_hours else []
+    if plan is not None and openings:
+        plan = _plan_with_openings(console, api, plan, tier, openings)
     return {
         "campaign": row,
         # Read again with every live update, so a trip shows while someone watches.
@@ -155,6 +187,7 @@ async def _live_context(
         "quota_used": gauge.used if gauge else None,
         "window_seconds": settings.quota_window_seconds,
         "plan": plan,
+        "quiet_openings": openings,
         "api_problem": api.problem,
         "eta_at": (
             datetime.now(UTC) + timedelta(seconds=plan.eta_seconds)

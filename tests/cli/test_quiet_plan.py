@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cli.plan import fit_plan
-from cli.quiet_plan import DAY, Opening, open_day, quiet_eta, quiet_plan
+from cli.quiet_plan import DAY, Opening, eta_after_openings, open_day, quiet_eta, quiet_plan
 from consumer.dispatch.tiers import UNLIMITED
 from schemas.requests import QuietHours
 
@@ -154,3 +154,19 @@ def test_quiet_hours_only_delay_and_more_recipients_never_finish_sooner(
     later = quiet_eta(more, tier=tier, write_per_minute=per_minute, window_seconds=seconds)
     assert later is not None
     assert later >= eta - 1e-6
+
+
+@pytest.mark.parametrize(
+    ("awake", "openings", "rate", "expected"),
+    [
+        (10.0, [], 1.0, 10.0),  # nobody asleep: the plan as it was
+        (10.0, [(100.0, 5)], 1.0, 105.0),  # they go when their hours end
+        (200.0, [(100.0, 5)], 1.0, 205.0),  # ... or once the awake ones are sent
+        (0.0, [(50.0, 10), (20.0, 10)], 2.0, 55.0),  # in the order they open
+        (0.0, [(20.0, 100)], 0.0, None),  # no rate known: no ETA
+    ],
+)
+def test_the_eta_waits_for_each_opening(
+    awake: float, openings: list[tuple[float, int]], rate: float, expected: float | None
+) -> None:
+    assert eta_after_openings(awake, openings, rate) == expected

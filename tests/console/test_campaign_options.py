@@ -149,3 +149,22 @@ async def test_recipients_show_the_opt_in_each_send_relied_on(
     assert "checkout_form" in shown
     assert phone not in shown
     assert mask_number(phone) in shown
+
+
+async def test_recipients_waiting_out_their_quiet_hours_are_shown_with_when_they_go(
+    console: RunningConsole, page: Page, seeded: tuple[Seeded, Seeded]
+) -> None:
+    guarded, _ = seeded
+    waiting = await console.pool.fetchval(
+        "WITH moved AS (UPDATE ledger SET reason = 'quiet_hours',"
+        " next_attempt_at = now() + interval '2 hours'"
+        " WHERE campaign_id = $1 AND status = 'pending' RETURNING 1)"
+        " SELECT count(*) FROM moved",
+        guarded.campaign_id,
+    )
+    assert waiting > 0
+    await console.sign_in(page)
+    await page.goto(f"{console.url}/campaigns/{guarded.campaign_id}")
+    openings = page.locator("#quiet-openings")
+    await expect(openings).to_contain_text(f"{waiting} at ", timeout=15_000)
+    await expect(page.locator("#reasons")).to_contain_text("quiet_hours")
