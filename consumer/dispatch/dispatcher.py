@@ -23,6 +23,7 @@ import asyncpg
 
 from consumer.dispatch import metrics
 from consumer.dispatch.context import AccountBook, CampaignStates, DispatchContext
+from consumer.dispatch.health import TemplateHealth
 from consumer.dispatch.ownership import SenderOwnership
 from consumer.dispatch.pacing import RatePacer
 from consumer.dispatch.reconcile import FailureReconciler
@@ -84,6 +85,7 @@ class Dispatcher:
         )
         self.workers: dict[str, tuple[SenderWorker, asyncio.Task[None]]] = {}
         self.reconciler = FailureReconciler(self.ctx)
+        self._health = TemplateHealth(self.ctx)
         self.last_round_at = 0.0
         self._round_now = asyncio.Event()
         self._restarts = RestartBackoff()
@@ -301,6 +303,8 @@ class Dispatcher:
             before = await self.store.record_tier(account.phone_number_id, account.tier)
             if before is not None:
                 await self._tier_changed(account.phone_number_id, before, account.tier)
+            # A fall of the quality rating pauses the number's guarded campaigns.
+            await self._health.quality_observed(account.phone_number_id, account.quality_rating)
         # The accounts call authenticated, so the key works again.
         if any(reason in _KEY_STOPS for reason in stopped.values()):
             for phone_number_id in stopped:

@@ -75,6 +75,13 @@ IN_DOUBT_SETTLED = Counter(
     "message they became) or unknown (left to an operator as outcome_unknown).",
     ["outcome"],
 )
+QUALITY_GUARD_TRIPS = Counter(
+    "broadcast_dispatch_quality_guard_trips_total",
+    "Campaigns the template-health breaker paused (reason quality_guard), by rule: "
+    "failure_rate (engagement failures over the window's max) or quality_rating (the "
+    "sender's rating fell).",
+    ["rule"],
+)
 STATEMENT_SECONDS = Histogram(
     "broadcast_dispatch_statement_seconds",
     "Duration of the send path's database work per batch: due_rows (find due recipients), "

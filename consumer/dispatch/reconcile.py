@@ -31,6 +31,7 @@ from consumer.dispatch.failures import (
     look_again_at,
     unknown_horizon,
 )
+from consumer.dispatch.health import TemplateHealth
 from consumer.dispatch.lookup import message_state
 from consumer.dispatch.policy import (
     Decision,
@@ -66,6 +67,7 @@ class FailureReconciler:
     def __init__(self, ctx: DispatchContext) -> None:
         self.ctx = ctx
         self.wake = asyncio.Event()
+        self._health = TemplateHealth(ctx)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -99,6 +101,8 @@ class FailureReconciler:
                 for entry, fated in zip(entries, fates, strict=True)
                 if fated is Fate.ACT and entry.failure is not None
             ]
+            # Counted at first sight, before any grace period: the breaker wants to know.
+            await self._health.after_failures(failures, now)
             rechecks = await self._act(failures, now)
             waits = {
                 f.message_id for f, r in zip(failures, rechecks, strict=True) if r is Recheck.WAIT

@@ -36,6 +36,8 @@ log = get_logger(__name__)
 
 # message id -> the recipient (E.164) the API says it is to, None when it cannot say.
 RecipientOf = Callable[[str], Awaitable[str | None]]
+# Told each batch once it is written (the template-health breaker counts its sends).
+Written = Callable[[Sequence[RowResult]], Awaitable[None]]
 
 
 class ResultWriter:
@@ -46,8 +48,11 @@ class ResultWriter:
         flush_seconds: float,
         max_batch: int = 1000,
         recipient_of: RecipientOf | None = None,
+        *,
+        on_written: Written | None = None,
     ) -> None:
         self._store = store
+        self._on_written = on_written
         self._recipient_of = recipient_of
         self._token = token
         self._flush_seconds = flush_seconds
@@ -71,6 +76,8 @@ class ResultWriter:
             except BaseException:
                 self._pending[:0] = batch  # keep them for the next try or the final flush
                 raise
+            if self._on_written is not None:
+                await self._on_written(batch)
             metrics.LAST_PROGRESS.set(time.time())
 
     async def _write(self, batch: Sequence[RowResult]) -> None:

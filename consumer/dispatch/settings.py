@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from consumer.dispatch.breaker import Guard
 from consumer.dispatch.policy import RetryPolicy
 from consumer.dispatch.quota import number_budget_key
 from consumer.dispatch.tiers import DEFAULT_CONCURRENCY, UNLIMITED, parse_tier
@@ -68,6 +69,8 @@ class DispatchSettings:
     # How often GET /v1/accounts is read (tiers, connection states): a new tier is
     # planned with at most this long after the API reports it (docs/dispatch.md).
     accounts_refresh_seconds: float = 10.0
+    # The template-health breaker's defaults for a campaign's quality_guard (breaker.py).
+    quality_guard: Guard = field(default_factory=Guard)
     drain_seconds: float = 10.0
     # Only these sender numbers (an instance dedicated to some numbers); empty: all.
     only_senders: frozenset[str] = frozenset()
@@ -123,6 +126,7 @@ class DispatchSettings:
                 env, "DISPATCH_ACCOUNTS_REFRESH_SECONDS", 10.0, minimum=0.1
             ),
             drain_seconds=env_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0),
+            quality_guard=Guard.from_env(env),
             only_senders=frozenset(
                 p.strip() for p in env.get("DISPATCH_SENDERS", "").split(",") if p.strip()
             ),

@@ -186,6 +186,11 @@ class DispatchStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """For the modules with statements of their own (health.py)."""
+        return self._pool
+
     async def senders_with_work(self) -> list[str]:
         rows = await self._pool.fetch(Q["senders_with_work"])
         return [r["phone_number_id"] for r in rows]

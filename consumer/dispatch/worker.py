@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from consumer.dispatch import metrics
 from consumer.dispatch.context import DispatchContext
+from consumer.dispatch.health import TemplateHealth
 from consumer.dispatch.lookup import message_state
 from consumer.dispatch.outcome import row_result, within_key_window
 from consumer.dispatch.policy import (
@@ -70,8 +71,13 @@ class SenderWorker:
         # Set to make this worker finish its in-flight sends and return.
         self.halt = asyncio.Event()
         self._quiet = QuietDeferral(ctx, phone_number_id, self.token)
+        self._health = TemplateHealth(ctx)
         self._writer = ResultWriter(
-            ctx.store, self.token, ctx.settings.flush_seconds, recipient_of=self._recipient_of
+            ctx.store,
+            self.token,
+            ctx.settings.flush_seconds,
+            recipient_of=self._recipient_of,
+            on_written=self._health.count_sends,
         )
         self._sender_stopped = False
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -169,6 +175,10 @@ class SenderWorker:
             return False
         ctx.campaigns.update({c.campaign_id: c.state for c in campaigns})
         now = ctx.clock()
+        # Campaigns whose template-health window trips pause here (health.py).
+        campaigns = await self._health.admit(campaigns, now)
+        if not campaigns:
+            return False
         due = [c for c in campaigns if c.send_at is None or c.send_at <= now]
         # Read afresh on every claim: a tier learned since the last one applies now.
         limit, concurrency = self._limits()
