@@ -68,6 +68,11 @@ BENCHES = (
     Bench("sandbox_throughput", "Kirim sandbox throughput", ("--seconds", "3")),
     Bench("scale", "Scale: 10k to 1M recipients, 1-3 instances, with history", ("--quick",)),
     Bench(
+        "priority",
+        "Priority lanes: a transactional campaign in the middle of a bulk one",
+        ("--quick",),
+    ),
+    Bench(
         "console",
         "Operator console: page latency with a 1M-recipient campaign",
         ("--recipients", "100000", "--requests", "30"),

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from consumer.dispatch.gate import PacerGate
 from consumer.dispatch.pacing import RatePacer
 from consumer.dispatch.settings import DispatchSettings
 from consumer.dispatch.store import DispatchStore
@@ -53,3 +54,16 @@ class DispatchContext:
     organisation_stopped: asyncio.Event = field(default_factory=asyncio.Event)
     # Set by the ownership round or a NOTIFY to wake idle workers early.
     work_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # Counts the wake-ups, so a loop that was busy when one came (and another cleared
+    # the event) still sees it before it sleeps.
+    arrivals: int = 0
+    # The write tokens of `pacer`, handed out by priority lane (gate.py).
+    gate: PacerGate = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gate = PacerGate(self.pacer, self.settings.bulk_min_share, self.clock)
+
+    def wake(self) -> None:
+        """New work may be due: wake the idle sender loops."""
+        self.arrivals += 1
+        self.work_arrived.set()

@@ -194,7 +194,7 @@ class Dispatcher:
         self, _conn: asyncpg.Connection | object, _pid: int, _channel: str, _payload: object
     ) -> None:
         self._round_now.set()
-        self.ctx.work_arrived.set()
+        self.ctx.wake()
 
     def _on_status_failed(
         self, _conn: asyncpg.Connection | object, _pid: int, _channel: str, _payload: object
@@ -207,7 +207,7 @@ class Dispatcher:
         except TRANSIENT_ERRORS:
             return
         self.ctx.campaigns.update(states)
-        self.ctx.work_arrived.set()
+        self.ctx.wake()
 
     async def _ownership_round(self, ownership: SenderOwnership, tasks: asyncio.TaskGroup) -> None:
         self._reap_finished()
@@ -328,7 +328,7 @@ class Dispatcher:
         log.info("tier_changed", sender=phone_number_id, before=old, after=new)
         if new > old:
             await self.store.tier_rose(phone_number_id, new, self.ctx.clock())
-            self.ctx.work_arrived.set()
+            self.ctx.wake()
 
     async def _forget_instance(self) -> None:
         with contextlib.suppress(*TRANSIENT_ERRORS):

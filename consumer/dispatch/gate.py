@@ -79,19 +79,29 @@ class PacerGate:
 
     def release(self, seq: int) -> None:
         self.bucket.release(seq)
-        self._hand_out()
+        self._changed()
 
     def forget(self, seq: int) -> None:
         self.bucket.forget(seq)
-        self._hand_out()
+        self._changed()
 
     def observe(self, seq: int, now: float, limit: float | None, remaining: float | None) -> None:
         self.bucket.observe(seq, now, limit, remaining)
-        self._hand_out()
+        self._changed()
 
     def throttle(self, seq: int, now: float, retry_after: float) -> None:
         self.bucket.throttle(seq, now, retry_after)
-        self._hand_out()
+        self._changed()
+
+    def _changed(self) -> None:
+        """The bucket changed (an answer, a token given back): hand out on the next pass,
+        not now. A sender granted a token in this pass has not asked for its next one
+        yet; handing out now would give a token that a re-sync just made available to
+        the other lane without it having its turn."""
+        if self._queue:
+            if self._wakeup is not None:
+                self._wakeup.cancel()
+            self._wakeup = asyncio.get_running_loop().call_soon(self._hand_out)
 
     def _hand_out(self) -> None:
         """Grant the next token if it is there, else wake up when it will be.

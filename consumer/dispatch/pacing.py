@@ -7,6 +7,9 @@ the same budget), discounting every other request still in flight: the server ma
 not have counted them yet, whichever was sent first (answers come back out of
 order). That errs low, never high, and each answer re-estimates from scratch. A 429
 holds every send until `Retry-After` has passed. Time is always a parameter.
+
+Sends take the write tokens through `gate.PacerGate`, which reserves only once
+`ready_in` says a token is there and decides by priority lane who gets it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from consumer.dispatch.breaker import Guard
+from consumer.dispatch.lanes import MAX_BULK_SHARE
 from consumer.dispatch.policy import RetryPolicy
 from consumer.dispatch.quota import number_budget_key
 from consumer.dispatch.tiers import DEFAULT_CONCURRENCY, UNLIMITED, parse_tier
@@ -37,6 +38,13 @@ def _budget_groups(raw: str) -> Mapping[str, str]:
     return groups
 
 
+def _bulk_min_share(env: Mapping[str, str]) -> float:
+    share = env_float(env, "DISPATCH_BULK_MIN_SHARE", 0.05, minimum=0.0)
+    if share > MAX_BULK_SHARE:
+        raise SettingsError(f"DISPATCH_BULK_MIN_SHARE must be <= {MAX_BULK_SHARE}, got {share}")
+    return share
+
+
 @dataclass(frozen=True, kw_only=True)
 class DispatchSettings:
     """Part of `ConsumerSettings` (its `dispatch` field); DISPATCH_ENABLED lives there."""
@@ -54,6 +62,9 @@ class DispatchSettings:
     concurrency: Mapping[int, int] = field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
     budget_groups: Mapping[str, str] = field(default_factory=dict)
     batch_max: int = 500
+    # Priority lanes (lanes.py): the least part of the write tokens and in-flight slots
+    # that bulk campaigns get while transactional ones wait for them too.
+    bulk_min_share: float = 0.05
     flush_seconds: float = 0.05
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Past this, a send that may have landed is not repeated: the API forgot its key.
@@ -106,6 +117,7 @@ class DispatchSettings:
             ),
             budget_groups=_budget_groups(env.get("QUOTA_BUDGET_GROUPS", "")),
             batch_max=env_int(env, "DISPATCH_BATCH_MAX", 500, minimum=1),
+            bulk_min_share=_bulk_min_share(env),
             retry=retry,
             idempotency_ttl_seconds=env_float(
                 env, "KIRIM_IDEMPOTENCY_TTL_SECONDS", 23 * 3600.0, minimum=1.0

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from consumer.dispatch import metrics
 from consumer.dispatch.context import DispatchContext
 from consumer.dispatch.health import TemplateHealth
+from consumer.dispatch.lanes import BULK, LANES, TRANSACTIONAL, Lane, lane_of, plan_behind
 from consumer.dispatch.lookup import message_state
 from consumer.dispatch.outcome import row_result, within_key_window
 from consumer.dispatch.policy import (
@@ -35,14 +36,14 @@ from consumer.dispatch.policy import (
     classify_transport_error,
 )
 from consumer.dispatch.quiet_deferral import QuietDeferral
-from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot, plan_quota, window_start
+from consumer.dispatch.quota import QuotaPlan, QuotaSnapshot, window_start
 from consumer.dispatch.request import idempotency_key, template_body
 from consumer.dispatch.results import ResultWriter
 from consumer.dispatch.schedule import interleave
 from consumer.dispatch.settle import InDoubt, candidates, recipient_id
 from consumer.dispatch.slots import Slots
 from consumer.dispatch.store import Budget, Campaign, DueRow
-from consumer.dispatch.tiers import concurrency_for, tier_limit
+from consumer.dispatch.tiers import UNLIMITED, concurrency_for, tier_limit
 from consumer.kirim.answers import printable
 from consumer.kirim.client import KirimTransportError
 from runtime.db import TRANSIENT_ERRORS, retrying
@@ -61,6 +62,7 @@ class _Batch:
     rows: list[DueRow]
     campaigns: dict[uuid.UUID, Campaign]
     claimed_at: float
+    lane: Lane = BULK
 
 
 class SenderWorker:
@@ -70,8 +72,8 @@ class SenderWorker:
         self.token = uuid.uuid4()
         # Set to make this worker finish its in-flight sends and return.
         self.halt = asyncio.Event()
-        self._quiet = QuietDeferral(ctx, phone_number_id, self.token)
         self._health = TemplateHealth(ctx)
+        self._quiet = QuietDeferral(ctx, phone_number_id, self.token)
         self._writer = ResultWriter(
             ctx.store,
             self.token,
@@ -83,7 +85,12 @@ class SenderWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
         # Shared by consecutive rounds, so the next claim overlaps the last sends;
         # resized on each claim to the tier then in force.
-        self._slots = Slots(self._limits()[1])
+        self._slots = Slots(self._limits()[1], ctx.settings.bulk_min_share)
+        # Priority lanes (lanes.py): one claim-and-send loop each; the worker ends once
+        # every lane has found the number with nothing left to do.
+        self._finished: set[Lane] = set()
+        self._all_finished = asyncio.Event()
+        self._due: dict[Lane, int] = {}
 
     async def _recipient_of(self, message_id: str) -> str | None:
         try:
@@ -106,7 +113,9 @@ class SenderWorker:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._writer.run(writer_done))
             try:
-                await self._rounds(tasks)
+                async with asyncio.TaskGroup() as lanes:
+                    for lane in LANES:
+                        lanes.create_task(self._rounds(tasks, lane))
                 await self._wait_in_flight()
             finally:
                 writer_done.set()
@@ -115,15 +124,16 @@ class SenderWorker:
         while self._in_flight:
             await asyncio.wait(set(self._in_flight))
 
-    async def _rounds(self, tasks: asyncio.TaskGroup) -> None:
-        """Claim, then send; the next claim runs while this batch is sent, so the
-        database round trips between batches leave no gap in the sending."""
+    async def _rounds(self, tasks: asyncio.TaskGroup, lane: Lane) -> None:
+        """Claim, then send, the campaigns of one lane; the next claim runs while this
+        batch is sent, so the database round trips between batches leave no gap in the
+        sending."""
         backoff = 0.1
         prefetch: asyncio.Task[_Batch | bool] | None = None
         try:
             while not self._halted():
                 try:
-                    claimed = await (prefetch or self._claim())
+                    claimed = await (prefetch or self._claim(lane))
                 except TRANSIENT_ERRORS as error:
                     log.warning(
                         "dispatch_round_retry", sender=self.phone_number_id, error=repr(error)
@@ -135,13 +145,28 @@ class SenderWorker:
                     prefetch = None
                 backoff = 0.1
                 if claimed is False:
-                    return
+                    if await self._finish(lane):
+                        return
+                    continue
                 if isinstance(claimed, _Batch):
-                    prefetch = asyncio.create_task(self._claim())
+                    prefetch = asyncio.create_task(self._claim(lane))
                     await self._send_all(claimed, tasks)
         finally:
             if prefetch is not None:
                 await self._abandon(prefetch)
+
+    async def _finish(self, lane: Lane) -> bool:
+        """This lane found nothing left to do: True once every lane has. Until then it
+        keeps looking, since the other lane's campaigns may be followed by its own."""
+        self._finished.add(lane)
+        if not self._finished.issuperset(LANES):
+            self.ctx.work_arrived.clear()  # as _idle does: the event may be left set
+            await self._sleep(_IDLE_SECONDS, self.ctx.work_arrived, self._all_finished)
+        if self._finished.issuperset(LANES):
+            self._all_finished.set()
+            return True
+        self._finished.discard(lane)
+        return False
 
     async def _abandon(self, prefetch: asyncio.Task[_Batch | bool]) -> None:
         """A batch claimed ahead but never sent goes back, untouched, to pending."""
@@ -157,10 +182,11 @@ class SenderWorker:
         limit = tier_limit(account.tier if account else None, self.ctx.settings.default_tier)
         return limit, concurrency_for(limit, self.ctx.settings.concurrency)
 
-    async def _claim(self) -> _Batch | bool:
-        """Claim the next batch; False when the number has nothing left to do, True
-        when there was nothing to send this time (after an idle wait)."""
+    async def _claim(self, lane: Lane) -> _Batch | bool:
+        """Claim the lane's next batch; False when the number has nothing left to do,
+        True when there was nothing to send this time (after an idle wait)."""
         ctx, settings = self.ctx, self.ctx.settings
+        seen = ctx.arrivals
         sender = await ctx.store.sender_state(self.phone_number_id)
         if sender.stopped:
             return False
@@ -180,6 +206,7 @@ class SenderWorker:
         if not campaigns:
             return False
         due = [c for c in campaigns if c.send_at is None or c.send_at <= now]
+        mine = [c for c in due if lane_of(c.priority) == lane]
         # Read afresh on every claim: a tier learned since the last one applies now.
         limit, concurrency = self._limits()
         self._slots.resize(concurrency)
@@ -188,20 +215,21 @@ class SenderWorker:
         with metrics.STATEMENT_SECONDS.labels("due_rows").time():
             rows = (
                 await ctx.store.due_rows(
-                    [c.campaign_id for c in due], math.ceil(batch / len(due)), now, self.token
+                    [c.campaign_id for c in mine], math.ceil(batch / len(mine)), now, self.token
                 )
-                if due
+                if mine
                 else []
             )
-        metrics.DUE.labels(self.phone_number_id).set(len(rows))
+        self._due[lane] = len(rows)
+        metrics.DUE.labels(self.phone_number_id).set(sum(self._due.values()))
         if not rows:
-            return await self._idle(campaigns, now)
-        rows = self._fair_order(rows, due)
+            return await self._idle(campaigns, now, seen)
+        rows = self._fair_order(rows, mine)
         fresh, expired = self._split_expired(rows, now)
         if expired:
             await self._settle_in_doubt(expired)
         # Before the quota plan: a recipient in its quiet hours uses no quota (quiet.py).
-        fresh = await self._quiet.admit(fresh, due, now)
+        fresh = await self._quiet.admit(fresh, mine, now)
         if not fresh:
             return True
         budget = Budget(
@@ -213,10 +241,16 @@ class SenderWorker:
             hold_until=sender.hold_until,
         )
         phones = [row.phone for row in fresh]
+        ahead = await self._ahead(due, lane, batch, limit, now)
 
         def decide(snapshot: QuotaSnapshot) -> QuotaPlan:
-            plan = plan_quota(
-                phones, snapshot, now, settings.quota_window_seconds, settings.quota_margin_seconds
+            plan = plan_behind(
+                ahead,
+                phones,
+                snapshot,
+                now,
+                window_seconds=settings.quota_window_seconds,
+                margin_seconds=settings.quota_margin_seconds,
             )
             metrics.QUOTA_USED.labels(self.phone_number_id).set(snapshot.used + plan.new_contacts)
             metrics.QUOTA_LIMIT.labels(self.phone_number_id).set(snapshot.limit)
@@ -231,7 +265,19 @@ class SenderWorker:
             rows=[row for row in fresh if row.phone in sending],
             campaigns={c.campaign_id: c for c in campaigns},
             claimed_at=now,
+            lane=lane,
         )
+
+    async def _ahead(
+        self, due: list[Campaign], lane: Lane, batch: int, limit: int, now: float
+    ) -> list[str]:
+        """For a bulk claim, the transactional recipients due on the number: the quota
+        plan leaves their room to them (lanes.plan_behind)."""
+        first = [c.campaign_id for c in due if lane_of(c.priority) == TRANSACTIONAL]
+        if lane != BULK or not first or limit >= UNLIMITED:
+            return []
+        rows = await self.ctx.store.due_rows(first, math.ceil(batch / len(first)), now, self.token)
+        return [row.phone for row in rows]
 
     def _fair_order(self, rows: list[DueRow], due: list[Campaign]) -> list[DueRow]:
         grouped: dict[uuid.UUID, list[DueRow]] = defaultdict(list)
@@ -279,7 +325,7 @@ class SenderWorker:
             metrics.IN_DOUBT_SETTLED.labels("unknown").inc(len(unknown))
         log.info("in_doubt_settled", adopted=len(adopted), unknown=len(unknown))
 
-    async def _idle(self, campaigns: list[Campaign], now: float) -> bool:
+    async def _idle(self, campaigns: list[Campaign], now: float, seen: int) -> bool:
         ids = [c.campaign_id for c in campaigns]
         if not self._in_flight and not await self.ctx.store.has_pending(ids):
             return False
@@ -289,6 +335,8 @@ class SenderWorker:
         for moment in (next_due, *starts):
             if moment is not None and moment > now:
                 wake_at = min(wake_at, moment)
+        if self.ctx.arrivals != seen:
+            return True  # work arrived during this claim: look again at once
         self.ctx.work_arrived.clear()
         await self._sleep(max(0.0, wake_at - now), self.ctx.work_arrived)
         return True
@@ -308,16 +356,17 @@ class SenderWorker:
             if not ctx.campaigns.sendable(row.campaign_id):
                 unsent.append(row)
                 continue
-            await slots.acquire()
-            seq, wait = ctx.pacer.reserve(ctx.clock())
-            if wait > 0:
-                metrics.RATE_LIMIT_WAIT.inc(wait)
-                await self._sleep(wait)
-                if self._halted() or not ctx.campaigns.sendable(row.campaign_id):
-                    ctx.pacer.release(seq)
-                    slots.release()
-                    unsent.append(row)
-                    continue
+            await slots.acquire(batch.lane)
+            asked = ctx.clock()
+            # A transactional send overtakes the bulk ones waiting here (gate.py).
+            seq = await ctx.gate.acquire(batch.lane, self.halt, ctx.organisation_stopped)
+            metrics.RATE_LIMIT_WAIT.inc(max(0.0, ctx.clock() - asked))
+            if seq is None or self._halted() or not ctx.campaigns.sendable(row.campaign_id):
+                if seq is not None:
+                    ctx.gate.release(seq)
+                slots.release()
+                unsent.append(row)
+                continue
             task = tasks.create_task(self._send(row, campaigns[row.campaign_id], seq, claimed_at))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
@@ -337,7 +386,7 @@ class SenderWorker:
         except Exception as error:  # the isolation boundary of one recipient
             # A bug or a value nobody foresaw, met while sending to this recipient: it
             # is failed alone (it may have been sent) and the others go on.
-            ctx.pacer.forget(seq)
+            ctx.gate.forget(seq)
             decision, message = GiveUp(DISPATCH_ERROR), printable(f"{DISPATCH_ERROR}: {error!r}")
             metrics.API_ANOMALIES.labels(DISPATCH_ERROR).inc()
             log.exception(
@@ -372,15 +421,15 @@ class SenderWorker:
         try:
             answer = await ctx.client.send_template(self.phone_number_id, key, body)
         except KirimTransportError as error:
-            ctx.pacer.forget(seq)
+            ctx.gate.forget(seq)
             decision = classify_transport_error(error.code, attempt, ctx.settings.retry, ctx.rng)
             return decision, str(error)
         now = ctx.clock()
         if answer.status == 429 and answer.error_code != "quota_exceeded":
             metrics.RATE_LIMITED.inc()
-            ctx.pacer.throttle(seq, now, answer.retry_after or 1.0)
+            ctx.gate.throttle(seq, now, answer.retry_after or 1.0)
         else:
-            ctx.pacer.observe(seq, now, answer.rate_limit, answer.rate_remaining)
+            ctx.gate.observe(seq, now, answer.rate_limit, answer.rate_remaining)
         said = Answer(
             answer.status, answer.error_code, answer.retry_after, answer.message_id, answer.anomaly
         )

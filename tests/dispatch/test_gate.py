@@ -105,21 +105,56 @@ async def test_tokens_that_come_at_once_are_shared_by_turn_between_sending_loops
     g = gate(60, tokens=1.0, share=0.25)  # refill too slow to matter here
     first = await g.acquire(B)
     assert first is not None
-    order: list[Lane] = []
+
+    granted: dict[int, Lane] = {}
 
     async def sender(lane: Lane) -> None:
-        while len(order) < 20:
-            if await g.acquire(lane) is not None:
-                order.append(lane)
+        while len(granted) < 20:
+            seq = await g.acquire(lane)
+            if seq is not None:
+                granted[seq] = lane
 
     loops = [asyncio.create_task(sender(B)), asyncio.create_task(sender(T))]
     await asyncio.sleep(0.01)
     g.observe(first, time.monotonic(), limit=60, remaining=20)
     async with asyncio.timeout(2):
-        while len(order) < 20:
+        while len(granted) < 20:
             await asyncio.sleep(0.001)
     for task in loops:
         task.cancel()
     await asyncio.gather(*loops, return_exceptions=True)
+    order = [granted[seq] for seq in sorted(granted)]  # tokens are numbered as granted
     assert order[:20].count(B) == 5  # exactly its share of the 20
     assert "".join("B" if lane == B else "T" for lane in order[:8]) == "TTTBTTTB"
+
+
+async def test_a_resync_right_after_a_grant_waits_for_the_sender_just_served() -> None:
+    """An answer can re-sync the bucket upward in the very pass that granted a
+    transactional send its token, before that sender asks for the next one: the tokens
+    it brings are handed out on the next pass, by turn, not all to bulk."""
+    g = gate(60, tokens=1.0, share=0.25)
+    first = await g.acquire(B)
+    assert first is not None
+
+    granted: dict[int, Lane] = {}
+
+    async def sender(lane: Lane) -> None:
+        while len(granted) < 5:
+            seq = await g.acquire(lane)
+            if seq is not None:
+                granted[seq] = lane
+
+    loops = [asyncio.create_task(sender(B)), asyncio.create_task(sender(T))]
+    await asyncio.sleep(0.01)
+    now = time.monotonic()
+    g.bucket.tokens, g.bucket.updated_at = 1.0, now
+    g._hand_out()  # a token due now: transactional's turn
+    g.observe(first, now, limit=60, remaining=4)  # four more, in the same pass
+    async with asyncio.timeout(2):
+        while len(granted) < 5:
+            await asyncio.sleep(0.001)
+    for task in loops:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    order = [granted[seq] for seq in sorted(granted)]
+    assert "".join("B" if lane == B else "T" for lane in order[:5]) == "TTTBT"
