@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, TypeVar, get_args
 
 from consumer.dispatch.policy import async_code_of
-from runtime.env import SettingsError, env_bool, env_float, env_int, env_str
 from schemas.requests import QualityGuard, QualityRating
 
 BUCKET_SECONDS: Final = 60
@@ -40,7 +39,7 @@ BUCKET_SECONDS: Final = 60
 HEALTH_CODES: Final = frozenset({"ecosystem_engagement", "recipient_blocked", "spam_rate_limited"})
 # Higher is better; a rating the API does not name gives no information.
 _RANK: Final[Mapping[str, int]] = {"GREEN": 2, "YELLOW": 1, "RED": 0}
-_RATINGS: Final = get_args(QualityRating)
+RATINGS: Final[tuple[QualityRating, ...]] = get_args(QualityRating)
 
 Rule = Literal["failure_rate", "quality_rating"]
 _T = TypeVar("_T")
@@ -56,30 +55,6 @@ class Guard:
     min_sends: int = 100
     max_failure_rate: float = 0.1
     pause_at_quality: QualityRating = "YELLOW"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Guard:
-        """The defaults, from `DISPATCH_QUALITY_GUARD_*`."""
-        rate = env_float(env, "DISPATCH_QUALITY_GUARD_MAX_FAILURE_RATE", 0.1)
-        if not 0.0 < rate <= 1.0:
-            raise SettingsError(
-                f"DISPATCH_QUALITY_GUARD_MAX_FAILURE_RATE must be in (0, 1], got {rate}"
-            )
-        quality = env_str(env, "DISPATCH_QUALITY_GUARD_PAUSE_AT_QUALITY", "YELLOW").upper()
-        if quality not in _RATINGS:
-            raise SettingsError(
-                f"DISPATCH_QUALITY_GUARD_PAUSE_AT_QUALITY must be GREEN, YELLOW or RED, "
-                f"got {quality!r}"
-            )
-        return cls(
-            enabled=env_bool(env, "DISPATCH_QUALITY_GUARD_ENABLED", True),
-            window_seconds=env_int(
-                env, "DISPATCH_QUALITY_GUARD_WINDOW_SECONDS", 3600, minimum=60, maximum=7 * 86_400
-            ),
-            min_sends=env_int(env, "DISPATCH_QUALITY_GUARD_MIN_SENDS", 100, minimum=1),
-            max_failure_rate=rate,
-            pause_at_quality=quality,  # type: ignore[arg-type]  # checked above
-        )
 
 
 def effective_guard(option: QualityGuard | None, defaults: Guard) -> Guard:
@@ -193,7 +168,7 @@ def failure_trip(guard: Guard, tally: Tally) -> Trip | None:
 def rating_of(raw: str | None) -> QualityRating | None:
     """The API's quality rating, None when absent or not one it documents."""
     rating = (raw or "").strip().upper()
-    return rating if rating in _RATINGS else None  # type: ignore[return-value]
+    return next((known for known in RATINGS if known == rating), None)
 
 
 def quality_fell(before: str | None, after: str | None, pause_at: QualityRating) -> bool:

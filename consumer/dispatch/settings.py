@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from consumer.dispatch.breaker import Guard
+from consumer.dispatch.breaker import RATINGS, Guard
 from consumer.dispatch.lanes import MAX_BULK_SHARE
 from consumer.dispatch.policy import RetryPolicy
 from consumer.dispatch.quota import number_budget_key
 from consumer.dispatch.tiers import DEFAULT_CONCURRENCY, UNLIMITED, parse_tier
 from runtime import defaults
-from runtime.env import SettingsError, env_float, env_int, env_str
+from runtime.env import SettingsError, env_bool, env_float, env_int, env_str
 
 
 def _concurrency_table(raw: str) -> Mapping[int, int]:
@@ -138,7 +138,7 @@ class DispatchSettings:
                 env, "DISPATCH_ACCOUNTS_REFRESH_SECONDS", 10.0, minimum=0.1
             ),
             drain_seconds=env_float(env, "SHUTDOWN_GRACE_SECONDS", 10.0, minimum=0.0),
-            quality_guard=Guard.from_env(env),
+            quality_guard=quality_guard_from_env(env),
             only_senders=frozenset(
                 p.strip() for p in env.get("DISPATCH_SENDERS", "").split(",") if p.strip()
             ),
@@ -146,3 +146,27 @@ class DispatchSettings:
 
     def budget_key(self, phone_number_id: str) -> str:
         return self.budget_groups.get(phone_number_id, number_budget_key(phone_number_id))
+
+
+def quality_guard_from_env(env: Mapping[str, str]) -> Guard:
+    """The template-health breaker's defaults, from `DISPATCH_QUALITY_GUARD_*`."""
+    rate = env_float(env, "DISPATCH_QUALITY_GUARD_MAX_FAILURE_RATE", 0.1)
+    if not 0.0 < rate <= 1.0:
+        raise SettingsError(
+            f"DISPATCH_QUALITY_GUARD_MAX_FAILURE_RATE must be in (0, 1], got {rate}"
+        )
+    quality = env_str(env, "DISPATCH_QUALITY_GUARD_PAUSE_AT_QUALITY", "YELLOW").upper()
+    rating = next((r for r in RATINGS if r == quality), None)
+    if rating is None:
+        raise SettingsError(
+            f"DISPATCH_QUALITY_GUARD_PAUSE_AT_QUALITY must be GREEN, YELLOW or RED, got {quality!r}"
+        )
+    return Guard(
+        enabled=env_bool(env, "DISPATCH_QUALITY_GUARD_ENABLED", True),
+        window_seconds=env_int(
+            env, "DISPATCH_QUALITY_GUARD_WINDOW_SECONDS", 3600, minimum=60, maximum=7 * 86_400
+        ),
+        min_sends=env_int(env, "DISPATCH_QUALITY_GUARD_MIN_SENDS", 100, minimum=1),
+        max_failure_rate=rate,
+        pause_at_quality=rating,
+    )

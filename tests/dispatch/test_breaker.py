@@ -36,6 +36,7 @@ from consumer.dispatch.breaker import (
     result_counts,
     window_start,
 )
+from consumer.dispatch.settings import quality_guard_from_env
 from runtime.env import SettingsError
 from schemas.requests import QualityGuard
 
@@ -132,7 +133,7 @@ def test_a_given_field_wins_and_a_missing_one_is_the_default(
     ],
 )
 def test_the_defaults_come_from_the_environment(env: dict[str, str], expected: Guard) -> None:
-    assert Guard.from_env(env) == expected
+    assert quality_guard_from_env(env) == expected
 
 
 @pytest.mark.parametrize(
@@ -150,7 +151,7 @@ def test_the_defaults_come_from_the_environment(env: dict[str, str], expected: G
 )
 def test_a_bad_default_fails_at_start_with_the_variable_name(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=next(iter(env))):
-        Guard.from_env(env)
+        quality_guard_from_env(env)
 
 
 # --- what counts ---------------------------------------------------------------------
