@@ -2,7 +2,8 @@
 
 Reads the public views `campaign_overview`, `campaign_progress` and
 `campaign_recipient_status` (for the reasons behind pending and skipped rows), and
-when the recipients waiting out their quiet hours may go (`quiet_openings`).
+when the recipients waiting out their quiet hours may go (`quiet_openings`), and for a
+campaign the template-health breaker paused, what it judged (`quality_trip`).
 `--watch` refreshes every `--interval` seconds until the campaign is finished
 (terminal in the view and every chunk received) or Ctrl-C. On a terminal it
 redraws one block in place; otherwise (a pipe, a CI log) it prints one line
@@ -37,6 +38,7 @@ _BAR_WIDTH: Final = 30
 _ROW_BAR_WIDTH: Final = 20
 # ESC [ n F: cursor to the start of the line n lines up; ESC [ J: clear to the end.
 _REDRAW: Final = "\x1b[{}F\x1b[J"
+QUALITY_GUARD: Final = "quality_guard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class CampaignStatus:
     reasons: list[tuple[str, str, int]]
     # (when their quiet hours end, Unix seconds; how many) for pending `quiet_hours` rows.
     quiet: list[tuple[float, int]] = field(default_factory=list)
+    # The breaker's trip (quality_trips) while the campaign is paused by it.
+    trip: dict[str, Any] | None = None
 
     def quiet_waits(self, now: float) -> list[tuple[float, int]]:
         """(seconds from `now` until they may go, how many): `RateTracker.eta`'s `quiet`."""
@@ -79,7 +83,11 @@ async def fetch_status(connection: asyncpg.Connection, campaign_id: uuid.UUID) -
         (r["opens_at"].timestamp(), r["count"])
         for r in await connection.fetch(Q["quiet_openings"], campaign_id)
     ]
-    return CampaignStatus(overview, progress, reasons, quiet)
+    trip = None
+    if overview["state"] == "paused" and overview["state_reason"] == QUALITY_GUARD:
+        found = await connection.fetchrow(Q["quality_trip"], campaign_id)
+        trip = dict(found) if found is not None else None
+    return CampaignStatus(overview, progress, reasons, quiet, trip)
 
 
 async def status(settings: CliSettings, campaign_id: uuid.UUID) -> CampaignStatus:
@@ -198,7 +206,26 @@ def status_lines(
     lines.extend(f"  {name}: {', '.join(parts)}" for name, parts in by_status.items())
     if current.quiet:
         lines.append(f"  quiet hours end: {_openings(current.quiet)}")
+    if current.trip is not None:
+        lines.append(f"  quality guard: {trip_text(current.trip)}; resume when it is safe")
     return lines
+
+
+def trip_text(trip: dict[str, Any]) -> str:
+    """What the breaker judged when it paused the campaign (docs/dispatch.md)."""
+    at = f"{trip['tripped_at'].astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+    if trip["rule"] == "quality_rating":
+        return (
+            f"paused at {at}: the number's quality rating fell from "
+            f"{trip['quality_before'] or 'unknown'} to {trip['quality_after'] or 'unknown'}"
+        )
+    sends, failures = trip["sends"], trip["health_failures"]
+    share = failures / sends if sends else 0.0
+    return (
+        f"paused at {at}: {number(failures)} engagement failures of {number(sends)} sends "
+        f"({share:.1%}) in {duration(float(trip['window_seconds']))}, "
+        f"over the {trip['max_failure_rate']:.1%} allowed"
+    )
 
 
 def _openings(quiet: list[tuple[float, int]], shown: int = 3) -> str:
@@ -253,6 +280,9 @@ def to_json(current: CampaignStatus, *, eta: float | None = None) -> dict[str, A
             {"opens_at": datetime.fromtimestamp(at, UTC).isoformat(), "count": count}
             for at, count in current.quiet
         ],
+        "quality_trip": None
+        if current.trip is None
+        else {**current.trip, "tripped_at": current.trip["tripped_at"].isoformat()},
         "eta_seconds": 0.0 if snap.finished else eta,
         "created_at": o["created_at"],
         "updated_at": o["updated_at"],

@@ -110,6 +110,11 @@ class ConsoleStore:
         rows = await self._pool.fetch(CLI_QUERIES["quiet_openings"], campaign_id)
         return [(r["opens_at"], int(r["count"])) for r in rows]
 
+    async def quality_trip(self, campaign_id: uuid.UUID) -> dict[str, Any] | None:
+        """The template-health breaker's last trip of the campaign, with its figures."""
+        row = await self._pool.fetchrow(CLI_QUERIES["quality_trip"], campaign_id)
+        return dict(row) if row is not None else None
+
     async def sender(self, phone_number_id: str) -> dict[str, Any] | None:
         row = await self._pool.fetchrow(Q["sender"], phone_number_id)
         return None if row is None else dict(row)

@@ -23,6 +23,14 @@ WHERE campaign_id = $1 AND reason IS NOT NULL
 GROUP BY status, reason
 ORDER BY status, count(*) DESC, reason;
 
+-- name: quality_trip
+-- The template-health breaker's last trip of the campaign, with the figures it judged
+-- (0012; one row per campaign, by its key).
+SELECT tripped_at, rule, window_seconds, sends, health_failures, max_failure_rate,
+       quality_before, quality_after
+FROM quality_trips
+WHERE campaign_id = $1;
+
 -- name: quiet_openings
 -- When the recipients waiting out their quiet hours may go, and how many at each instant
 -- (the dispatcher gives every recipient of a zone set the same one: a handful of rows).

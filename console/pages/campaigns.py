@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from cli.failures import export_failed
 from cli.plan import FitPlan, fit_plan
 from cli.quiet_plan import eta_after_openings
+from cli.status import trip_text
 from console.actions import ACTIONS, CONTROLS
 from console.context import Console
 from console.guard import action_form
@@ -171,12 +172,15 @@ async def _live_context(
     )
     plan = _plan(console, api, snapshot, tier) if snapshot is not None else None
     openings = await console.store.quiet_openings(row.campaign_id) if row.quiet_hours else []
+    guard_paused = paused_by_guard(row.state, row.state_reason)
+    trip = await console.store.quality_trip(row.campaign_id) if guard_paused else None
     if plan is not None and openings:
         plan = _plan_with_openings(console, api, plan, tier, openings)
     return {
         "campaign": row,
         # Read again with every live update, so a trip shows while someone watches.
-        "guard_paused": paused_by_guard(row.state, row.state_reason),
+        "guard_paused": guard_paused,
+        "guard_trip": trip_text(trip) if trip is not None else None,
         "snapshot": snapshot,
         "tally": snapshot.tally if snapshot else None,
         "statuses": STATUSES,

@@ -101,6 +101,12 @@ async def test_the_campaign_page_shows_its_options_and_a_guard_pause(
         " updated_at = now() WHERE campaign_id = $1",
         guarded.campaign_id,
     )
+    await console.pool.execute(
+        "INSERT INTO quality_trips (campaign_id, tripped_at, rule, window_seconds, sends,"
+        " health_failures, max_failure_rate, quality_before, quality_after)"
+        " VALUES ($1, now(), 'quality_rating', 3600, 0, 0, 0.1, 'GREEN', 'YELLOW')",
+        guarded.campaign_id,
+    )
     await expect(page.locator("#guard-paused")).to_contain_text(
         "Paused by the quality guard", timeout=15_000
     )
@@ -108,6 +114,9 @@ async def test_the_campaign_page_shows_its_options_and_a_guard_pause(
     await page.goto(f"{console.url}/campaigns/{guarded.campaign_id}")
     await expect(page.locator("#state")).to_have_text("paused")
     await expect(page.locator("#guard-paused")).to_contain_text("until an operator resumes it")
+    await expect(page.locator("#guard-trip")).to_contain_text(
+        "the number's quality rating fell from GREEN to YELLOW"
+    )
     await expect(page.locator("a[data-action=resume]")).to_have_count(1)
     await screenshot(page, "campaign-quality-guard")
     assert errors == []
