@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -21,6 +22,8 @@ import msgspec
 import pytest
 
 from cli.app import invoke
+from consumer.app import run as run_consumer
+from consumer.settings import ConsumerSettings
 from devstack.procs import free_port
 from sandbox.testing import RunningSandbox, running_sandbox
 from tests.conftest import MakeTopic
@@ -172,3 +175,24 @@ async def seed(
             ],
         )
     return campaign_id
+
+
+async def intake_until_idle(cli_env: Mapping[str, str], database_url: str) -> None:
+    """Run the consumer's intake alone (no dispatcher) over what the test published."""
+    settings = ConsumerSettings(
+        bootstrap_servers=cli_env["KAFKA_BOOTSTRAP_SERVERS"],
+        database_url=database_url,
+        kirim_base_url=cli_env["KIRIM_BASE_URL"],
+        requests_topic=cli_env["REQUESTS_TOPIC"],
+        requests_dlq_topic=cli_env["REQUESTS_DLQ_TOPIC"],
+        consumer_group=f"g-{uuid.uuid4().hex[:10]}",
+        metrics_port=0,
+        migrate_on_start=False,
+        ensure_topics_on_start=False,
+        dispatcher_enabled=False,
+        intake_until_idle=True,
+        intake_commit_interval_seconds=0.2,
+        intake_session_timeout_ms=3_000,
+    )
+    async with asyncio.timeout(60):
+        await run_consumer(settings, asyncio.Event())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -10,14 +9,12 @@ from pathlib import Path
 import asyncpg
 
 from cli.errors import OK, UNAVAILABLE, USAGE
-from consumer.app import run
-from consumer.settings import ConsumerSettings
 from devstack.procs import free_port
 from sandbox.config import Account, RateLimits, RuntimeConfig
 from sandbox.settings import SandboxSettings
 from sandbox.testing import running_sandbox
 from schemas.requests import BroadcastRequested, decode_request_event
-from tests.cli.conftest import SENDER, new_phone, run_cli
+from tests.cli.conftest import SENDER, intake_until_idle, new_phone, run_cli
 from tests.topics import read_all
 
 TEMPLATE = ["--template", "promo_flash_sale", "--language", "id_ID", "--body-param", "{{name}}"]
@@ -113,23 +110,7 @@ async def test_publish_chunks_by_campaign_and_intake_agrees_with_the_preview(
     deliveries = report["published"]["deliveries"]
     assert [d["offset"] for d in deliveries] == [r.offset for r in records]
 
-    settings = ConsumerSettings(
-        bootstrap_servers=cli_env["KAFKA_BOOTSTRAP_SERVERS"],
-        database_url=database_url,
-        kirim_base_url=cli_env["KIRIM_BASE_URL"],
-        requests_topic=cli_env["REQUESTS_TOPIC"],
-        requests_dlq_topic=cli_env["REQUESTS_DLQ_TOPIC"],
-        consumer_group=f"g-{uuid.uuid4().hex[:10]}",
-        metrics_port=0,
-        migrate_on_start=False,
-        ensure_topics_on_start=False,
-        dispatcher_enabled=False,
-        intake_until_idle=True,
-        intake_commit_interval_seconds=0.2,
-        intake_session_timeout_ms=3_000,
-    )
-    async with asyncio.timeout(60):
-        await run(settings, asyncio.Event())
+    await intake_until_idle(cli_env, database_url)
     stored = await db_pool.fetch(
         "SELECT coalesce(reason, 'eligible') AS outcome, count(*) AS n FROM ledger "
         "WHERE campaign_id = $1 GROUP BY 1",

@@ -4,7 +4,6 @@ the campaign's header), intake stores them, and the preview shows them."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -15,9 +14,7 @@ import pytest
 from cli.campaign_options import options_line, quality_guard_flag, quality_guard_text
 from cli.chunks import Campaign
 from cli.errors import OK, USAGE, UsageError
-from consumer.app import run
 from consumer.intake.header import header_of
-from consumer.settings import ConsumerSettings
 from devstack.procs import free_port
 from schemas.requests import (
     BroadcastRequested,
@@ -29,7 +26,7 @@ from schemas.requests import (
     decode_request_event,
     encode_request_event,
 )
-from tests.cli.conftest import SENDER, new_phone, run_cli
+from tests.cli.conftest import SENDER, intake_until_idle, new_phone, run_cli
 from tests.cli.test_publish import OPTED, TEMPLATE, write_csv
 from tests.intake.builders import template
 from tests.topics import read_all
@@ -240,23 +237,7 @@ async def test_published_chunks_carry_the_options_and_intake_stores_them(
     # All chunks agree on the header intake fingerprints.
     assert len({header_of(e).fingerprint for e in events if isinstance(e, BroadcastRequested)}) == 1
 
-    settings = ConsumerSettings(
-        bootstrap_servers=cli_env["KAFKA_BOOTSTRAP_SERVERS"],
-        database_url=database_url,
-        kirim_base_url=cli_env["KIRIM_BASE_URL"],
-        requests_topic=cli_env["REQUESTS_TOPIC"],
-        requests_dlq_topic=cli_env["REQUESTS_DLQ_TOPIC"],
-        consumer_group=f"g-{uuid.uuid4().hex[:10]}",
-        metrics_port=0,
-        migrate_on_start=False,
-        ensure_topics_on_start=False,
-        dispatcher_enabled=False,
-        intake_until_idle=True,
-        intake_commit_interval_seconds=0.2,
-        intake_session_timeout_ms=3_000,
-    )
-    async with asyncio.timeout(60):
-        await run(settings, asyncio.Event())
+    await intake_until_idle(cli_env, database_url)
     stored = await db_pool.fetchrow(
         "SELECT priority, quiet_hours::text AS quiet, quality_guard::text AS guard, "
         "(SELECT count(*) FROM ledger WHERE campaign_id = $1) AS recipients "

@@ -33,10 +33,8 @@ from cli.producer import Record, publish_stream
 from cli.producer import publish as publish_records
 from cli.recipients import parse_csv
 from cli.settings import CliSettings
-from consumer.app import run
-from consumer.settings import ConsumerSettings
 from schemas.requests import BroadcastRequested, Chunk, decode_request_event
-from tests.cli.conftest import SENDER, run_cli
+from tests.cli.conftest import SENDER, intake_until_idle, run_cli
 from tests.topics import read_all
 
 TEMPLATE = ["--template", "promo_flash_sale", "--language", "id_ID", "--body-param", "{{name}}"]
@@ -274,23 +272,7 @@ async def test_an_interrupted_publish_is_finished_by_running_it_again(
     assert values[2:8] == values[8:]  # the re-run publishes identical events
     check_chunks(requested(records[2:8]), values[2:8], phones)
 
-    settings_c = ConsumerSettings(
-        bootstrap_servers=cli_env["KAFKA_BOOTSTRAP_SERVERS"],
-        database_url=database_url,
-        kirim_base_url=cli_env["KIRIM_BASE_URL"],
-        requests_topic=cli_env["REQUESTS_TOPIC"],
-        requests_dlq_topic=cli_env["REQUESTS_DLQ_TOPIC"],
-        consumer_group=f"g-{uuid.uuid4().hex[:10]}",
-        metrics_port=0,
-        migrate_on_start=False,
-        ensure_topics_on_start=False,
-        dispatcher_enabled=False,
-        intake_until_idle=True,
-        intake_commit_interval_seconds=0.2,
-        intake_session_timeout_ms=3_000,
-    )
-    async with asyncio.timeout(60):
-        await run(settings_c, asyncio.Event())
+    await intake_until_idle(cli_env, database_url)
     assert await db_pool.fetchval(
         "SELECT count(*) FROM ledger WHERE campaign_id = $1", campaign
     ) == len(phones)
