@@ -124,20 +124,6 @@ def options_json(
     min_sends, max_failure_rate, pause_at_quality}, null where the dispatcher's applies)}."""
     return {
         "priority": priority,
-        "quiet_hours": None
-        if quiet_hours is None
-        else {
-            "start": quiet_hours.start,
-            "end": quiet_hours.end,
-            "time_zone": quiet_hours.time_zone,
-        },
-        "quality_guard": None
-        if guard is None
-        else {
-            "enabled": guard.enabled,
-            "window_seconds": guard.window_seconds,
-            "min_sends": guard.min_sends,
-            "max_failure_rate": guard.max_failure_rate,
-            "pause_at_quality": guard.pause_at_quality,
-        },
+        "quiet_hours": None if quiet_hours is None else msgspec.structs.asdict(quiet_hours),
+        "quality_guard": None if guard is None else msgspec.structs.asdict(guard),
     }
