@@ -91,6 +91,7 @@ class SenderWorker:
         # every lane has found the number with nothing left to do.
         self._finished: set[Lane] = set()
         self._all_finished = asyncio.Event()
+        self._lane_finished = asyncio.Event()
         self._due: dict[Lane, int] = {}
 
     async def _recipient_of(self, message_id: str) -> str | None:
@@ -160,6 +161,7 @@ class SenderWorker:
         """This lane found nothing left to do: True once every lane has. Until then it
         keeps looking, since the other lane's campaigns may be followed by its own."""
         self._finished.add(lane)
+        self._lane_finished.set()  # an idle lane's wait ends: it looks whether it is done too
         if not self._finished.issuperset(LANES):
             self.ctx.work_arrived.clear()  # as _idle does: the event may be left set
             await self._sleep(_IDLE_SECONDS, self.ctx.work_arrived, self._all_finished)
@@ -356,7 +358,8 @@ class SenderWorker:
         if self.ctx.arrivals != seen:
             return True
         self.ctx.work_arrived.clear()
-        await self._sleep(_LANE_IDLE_SECONDS, self.ctx.work_arrived, self._all_finished)
+        self._lane_finished.clear()
+        await self._sleep(_LANE_IDLE_SECONDS, self.ctx.work_arrived, self._lane_finished)
         return True
 
     async def _sleep(self, seconds: float, *wake: asyncio.Event) -> None:
