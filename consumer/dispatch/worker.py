@@ -203,9 +203,9 @@ class SenderWorker:
         if not campaigns:
             return False
         ctx.campaigns.update({c.campaign_id: c.state for c in campaigns})
-        if not any(lane_of(c.priority) == lane for c in campaigns):
-            return await self._lane_idle(campaigns, seen)
         now = ctx.clock()
+        if not any(lane_of(c.priority) == lane for c in campaigns):
+            return await self._idle(campaigns, now, seen, lane_empty=True)
         # Campaigns whose template-health window trips pause here (health.py).
         campaigns = await self._health.admit(campaigns, now)
         if not campaigns:
@@ -330,36 +330,36 @@ class SenderWorker:
             metrics.IN_DOUBT_SETTLED.labels("unknown").inc(len(unknown))
         log.info("in_doubt_settled", adopted=len(adopted), unknown=len(unknown))
 
-    async def _idle(self, campaigns: list[Campaign], now: float, seen: int) -> bool:
+    async def _idle(
+        self, campaigns: list[Campaign], now: float, seen: int, *, lane_empty: bool = False
+    ) -> bool:
+        """Nothing to send this time: False once the number has nothing left to do at all,
+        else True after waiting for the next due row, a start, or a wake-up.
+
+        A lane with no campaign on the number (`lane_empty`) reads nothing more and waits
+        for a wake-up only: a campaign of the lane always comes with one (intake's
+        ledger_pending, a state change) and the other lane finishing ends the wait too; the
+        bound covers a notification lost with its connection. Without it, the idle lane's
+        claims would cost as many statements as the busy one's."""
         ids = [c.campaign_id for c in campaigns]
         if not self._in_flight and not await self.ctx.store.has_pending(ids):
             return False
-        wake_at = now + _IDLE_SECONDS
-        next_due = await self.ctx.store.next_due_at(ids)
-        starts = [c.send_at for c in campaigns if c.send_at is not None and c.send_at > now]
-        for moment in (next_due, *starts):
-            if moment is not None and moment > now:
-                wake_at = min(wake_at, moment)
+        wake: tuple[asyncio.Event, ...] = (self.ctx.work_arrived,)
+        if lane_empty:
+            wake_at = now + _LANE_IDLE_SECONDS
+            wake += (self._lane_finished,)
+        else:
+            wake_at = now + _IDLE_SECONDS
+            next_due = await self.ctx.store.next_due_at(ids)
+            starts = [c.send_at for c in campaigns if c.send_at is not None and c.send_at > now]
+            for moment in (next_due, *starts):
+                if moment is not None and moment > now:
+                    wake_at = min(wake_at, moment)
         if self.ctx.arrivals != seen:
             return True  # work arrived during this claim: look again at once
-        self.ctx.work_arrived.clear()
-        await self._sleep(max(0.0, wake_at - now), self.ctx.work_arrived)
-        return True
-
-    async def _lane_idle(self, campaigns: list[Campaign], seen: int) -> bool:
-        """The number has campaigns, none of this lane: nothing to read until work arrives
-        (False, as `_idle`, once the number has nothing left to do at all). A campaign of
-        the lane always comes with a wake-up (intake's ledger_pending, a state change); the
-        bound only covers a notification lost with its connection. Without it, the idle
-        lane's claims cost as many statements as the busy one's."""
-        ids = [c.campaign_id for c in campaigns]
-        if not self._in_flight and not await self.ctx.store.has_pending(ids):
-            return False
-        if self.ctx.arrivals != seen:
-            return True
-        self.ctx.work_arrived.clear()
-        self._lane_finished.clear()
-        await self._sleep(_LANE_IDLE_SECONDS, self.ctx.work_arrived, self._lane_finished)
+        for event in wake:
+            event.clear()
+        await self._sleep(max(0.0, wake_at - now), *wake)
         return True
 
     async def _sleep(self, seconds: float, *wake: asyncio.Event) -> None:
