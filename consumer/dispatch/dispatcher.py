@@ -50,6 +50,8 @@ _KEY_STOPS = ("invalid_api_key", "expired_api_key")
 _CONNECTION_STOPS = ("account_not_connected",)
 _FALLBACK_WRITE_PER_MINUTE = 60
 _FALLBACK_READ_PER_MINUTE = 600
+# A second without an answer and the write estimate is re-confirmed by a probe (pacing.py).
+_PROBE_AFTER_SECONDS = 1.0
 
 
 class Dispatcher:
@@ -76,7 +78,11 @@ class Dispatcher:
             settings=settings,
             store=self.store,
             client=self.client,
-            pacer=RatePacer(limit_per_minute=_FALLBACK_WRITE_PER_MINUTE, updated_at=clock()),
+            pacer=RatePacer(
+                limit_per_minute=_FALLBACK_WRITE_PER_MINUTE,
+                updated_at=clock(),
+                probe_after=_PROBE_AFTER_SECONDS,
+            ),
             read_pacer=RatePacer(limit_per_minute=_FALLBACK_READ_PER_MINUTE, updated_at=clock()),
             campaigns=CampaignStates(),
             accounts=AccountBook(),

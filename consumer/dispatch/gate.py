@@ -5,7 +5,7 @@ One gate per dispatcher instance, shared by the workers of all its numbers. The
 re-syncs, a 429's hold); sends that find none wait in a `TurnQueue`, and each token
 goes to the waiter whose turn it is, so a transactional send overtakes the bulk sends
 already waiting while bulk keeps its minimum share. A send that finds a token and no
-one waiting takes it at once (always, while the rate does not bind).
+one waiting takes it at once (always, while the rate does not bind and no probe is out).
 
 A token is taken when it is granted, not when it is asked for: a waiter that gives up
 (halted) costs nothing, and the pacer's in-flight count holds only requests that are

@@ -129,6 +129,8 @@ async def test_a_tier_raised_mid_campaign_sends_past_the_old_limit_at_once(
             await eventually(
                 lambda: _deferred_at_least(db_pool, campaign, recipients - old), within=30
             )
+            # The claim defers the rest before its own sends are answered: wait for them.
+            await eventually(lambda: _accepted_at_least(sys_, sender, old), within=10)
             assert (await _number(sys_, sender))["accepted_sends"] == old
             frees_at = await db_pool.fetchval(
                 "SELECT extract(epoch FROM min(next_attempt_at)) FROM ledger"
