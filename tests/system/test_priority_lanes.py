@@ -180,7 +180,11 @@ async def test_transactional_overtakes_a_bulk_campaign_being_paced_out(
     assert first - rows_landed < 1.0
     assert first - published < 3.0  # intake's part: consumer poll, validation, ledger commit
     assert last < bulk_times[-1]
-    # Bulk was not starved: about its share of the sends while both had work.
-    assert SHARE / 2 <= share <= 2 * SHARE
+    # Bulk was not starved: at least about its share of the sends while both had work.
+    assert share >= SHARE / 2
+    # More than its share only from tokens to spare (the API's bucket held more than the
+    # pacer's estimate, which errs low): transactional then went at the bucket's full rate.
+    urgent_rate = (URGENT - 1) / (last - first)
+    assert share <= 2 * SHARE or urgent_rate >= WRITE_PER_MINUTE / 60
     assert report["totals"]["duplicate_accepts"] == 0
     assert report["totals"]["rate_limited"] == 0
