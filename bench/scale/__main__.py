@@ -101,7 +101,7 @@ def report(results: list[Figures], ceiling: float) -> str:
             "peak RSS MiB",
             "ledger B/recipient",
             "statement p50|p99 ms",
-            "senders owned min-max",
+            "busy senders owned min-max",
             "takeover s",
         ],
         rows,

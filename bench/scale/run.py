@@ -59,6 +59,7 @@ class Figures:
     peak_rss_mib: list[float] = field(default_factory=list)
     bytes_per_recipient: float = math.nan
     statements: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # Of the senders that had work when it was read, the fewest and most one instance held.
     owned_spread: tuple[int, int] | None = None
     # Senders that had work when the ownership spread was read.
     busy_senders: int = 0
@@ -225,15 +226,31 @@ async def _pending(pool: asyncpg.Pool, campaigns: list[uuid.UUID]) -> int:
     )
 
 
-async def _busy_senders(pool: asyncpg.Pool, campaigns: list[uuid.UUID]) -> int:
-    return int(
-        await pool.fetchval(
-            "SELECT count(DISTINCT c.phone_number_id) FROM campaigns AS c"
-            " WHERE c.campaign_id = ANY($1::uuid[]) AND EXISTS (SELECT 1 FROM ledger AS l"
-            "   WHERE l.campaign_id = c.campaign_id AND l.status = 'pending')",
-            campaigns,
-        )
+async def _busy_senders(pool: asyncpg.Pool, campaigns: list[uuid.UUID]) -> list[str]:
+    rows = await pool.fetch(
+        "SELECT DISTINCT c.phone_number_id FROM campaigns AS c"
+        " WHERE c.campaign_id = ANY($1::uuid[]) AND EXISTS (SELECT 1 FROM ledger AS l"
+        "   WHERE l.campaign_id = c.campaign_id AND l.status = 'pending')",
+        campaigns,
     )
+    return [r["phone_number_id"] for r in rows]
+
+
+async def _busy_owned(pool: asyncpg.Pool, busy: list[str], instances: int) -> list[int]:
+    """How many of the senders with work each instance holds, read from the ownership
+    locks themselves (the console's `sender_owners`); an instance holding none is a 0.
+    An instance keeps a number whose campaign has ended until its next ownership round,
+    so counting every lock held would measure that drain, not the balance of work."""
+    rows = await pool.fetch(
+        "SELECT l.pid, count(*) AS n FROM unnest($1::text[]) AS s(phone_number_id)"
+        " JOIN pg_locks AS l ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+        "  AND ((l.classid::bigint << 32) | l.objid::bigint)"
+        "      = hashtextextended('sender:' || s.phone_number_id, 0)"
+        " GROUP BY l.pid",
+        busy,
+    )
+    counts = [int(r["n"]) for r in rows]
+    return counts + [0] * max(0, instances - len(counts))
 
 
 async def _owned(ports: list[int]) -> list[int]:
@@ -320,8 +337,10 @@ async def run_config(
                 if not spread_checked and accepted >= eligible // 3:
                     spread_checked = True
                     owned = await _owned([c.port for c in consumers])
-                    figures.busy_senders = await _busy_senders(pool, campaigns)
-                    figures.owned_spread = (min(owned), max(owned))
+                    busy = await _busy_senders(pool, campaigns)
+                    figures.busy_senders = len(busy)
+                    held = await _busy_owned(pool, busy, len(consumers))
+                    figures.owned_spread = (min(held), max(held))
                     if takeover and len(consumers) > 1:
                         killed = consumers[-1]
                         pid = killed.process.pid if killed.process else -1
