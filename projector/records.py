@@ -24,6 +24,7 @@ from schemas.errors import InvalidEvent
 from schemas.webhooks import StatusUpdate, decode_status_webhook, is_status_event, status_updates
 
 EVENT_HEADER: Final = "X-Kirim-Event"
+EVENT_ID_HEADER: Final = "X-Kirim-Event-Id"
 # The bridge caps bodies far lower; this only bounds what a foreign producer could cost.
 MAX_RECORD_BYTES: Final = 1024 * 1024
 
@@ -37,11 +38,20 @@ def is_status_record(headers: Sequence[tuple[str, bytes]]) -> bool:
     return True
 
 
-def updates_of(value: bytes | None) -> list[StatusUpdate]:
+def event_id_of(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    """The delivery's `X-Kirim-Event-Id` (the wamid its `kirim` block is about), if forwarded."""
+    for name, value in headers:
+        if name.lower() == EVENT_ID_HEADER.lower():
+            return value.decode("latin-1")
+    return None
+
+
+def updates_of(value: bytes | None, event_id: str | None = None) -> list[StatusUpdate]:
     """The updates a status body holds; raises `InvalidEvent` when it is not one."""
     if value is None:
         raise InvalidEvent("invalid_json", "record has no value")
-    return status_updates(decode_status_webhook(value, max_bytes=MAX_RECORD_BYTES))
+    webhook = decode_status_webhook(value, max_bytes=MAX_RECORD_BYTES)
+    return status_updates(webhook, event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +114,7 @@ def read_batch(records: Iterable[ConsumerRecord[bytes, bytes]]) -> ReadBatch:
             batch.ignored += 1
             continue
         try:
-            updates = updates_of(record.value)
+            updates = updates_of(record.value, event_id_of(record.headers))
         except InvalidEvent as error:
             batch.invalid.append(
                 InvalidRecord(record.topic, record.partition, record.offset, error.reason)

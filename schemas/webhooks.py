@@ -12,10 +12,13 @@ Public contract:
   as a string, as Meta sends it, or a number.
 - `decode_status_webhook(raw)` raises only `schemas.errors.InvalidEvent`
   (`too_large`, `invalid_json`, `schema_violation`).
-- `status_updates(webhook)` flattens a body into one `StatusUpdate` per
-  status. Assumption: a body is about one message (Kirim's `X-Kirim-Event-Id`
-  is that message's wamid), so `kirim.message_id` and `kirim.phone_number_id`
-  apply to every status in it, and `kirim.error` to every `failed` one.
+- `status_updates(webhook, event_id)` flattens a body into one `StatusUpdate`
+  per status. The `kirim` block names one message: the one whose wamid is the
+  delivery's `X-Kirim-Event-Id` (else the first status's). Its `message_id`,
+  `phone_number_id` and `error` apply to that wamid's statuses only; a status of
+  another wamid in the same body (Meta batches) keeps only its wamid, so it can
+  never land on another message's row.
+- A list given as `null` reads as empty (some serialisers write absent lists so).
 - `status` stays a plain string (Meta may add values); `KNOWN_STATUSES` lists
   the ones the fold understands.
 """
@@ -70,7 +73,7 @@ class Status(Struct, frozen=True, kw_only=True):
     status: str
     timestamp: UnixSeconds
     recipient_id: str | None = None
-    errors: list[StatusError] = []
+    errors: list[StatusError] | None = None
 
 
 class Metadata(Struct, frozen=True, kw_only=True):
@@ -81,7 +84,7 @@ class Metadata(Struct, frozen=True, kw_only=True):
 class ChangeValue(Struct, frozen=True, kw_only=True):
     messaging_product: str | None = None
     metadata: Metadata | None = None
-    statuses: list[Status] = []
+    statuses: list[Status] | None = None
 
 
 class Change(Struct, frozen=True, kw_only=True):
@@ -91,7 +94,7 @@ class Change(Struct, frozen=True, kw_only=True):
 
 class Entry(Struct, frozen=True, kw_only=True):
     id: str | None = None
-    changes: list[Change] = []
+    changes: list[Change] | None = None
 
 
 class KirimError(Struct, frozen=True, kw_only=True):
@@ -111,7 +114,7 @@ class StatusWebhook(Struct, frozen=True, kw_only=True):
     """The whole `message.status` body."""
 
     object: str | None = None
-    entry: list[Entry] = []
+    entry: list[Entry] | None = None
     kirim: KirimBlock | None = None
 
 
@@ -184,12 +187,21 @@ def _update(status: Status, value: ChangeValue, kirim: KirimBlock | None) -> Sta
     )
 
 
-def status_updates(webhook: StatusWebhook) -> list[StatusUpdate]:
-    """Every status in the body, in order, as a `StatusUpdate` (see the module docstring)."""
-    return [
-        _update(status, change.value, webhook.kirim)
-        for entry in webhook.entry
-        for change in entry.changes
+def status_updates(webhook: StatusWebhook, event_id: str | None = None) -> list[StatusUpdate]:
+    """Every status in the body, in order, as a `StatusUpdate` (see the module docstring).
+    `event_id` is the delivery's `X-Kirim-Event-Id`, when known."""
+    statuses = [
+        (status, change.value)
+        for entry in webhook.entry or ()
+        for change in entry.changes or ()
         if change.value is not None
-        for status in change.value.statuses
+        for status in change.value.statuses or ()
+    ]
+    if not statuses:
+        return []
+    wamids = {status.id for status, _ in statuses}
+    named = event_id if event_id in wamids else statuses[0][0].id
+    return [
+        _update(status, value, webhook.kirim if status.id == named else None)
+        for status, value in statuses
     ]

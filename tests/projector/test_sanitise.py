@@ -29,7 +29,9 @@ def body(timestamp: Any = str(T), **status: Any) -> bytes:
     ).encode()
 
 
-def record(value: bytes, offset: int = 0) -> ConsumerRecord[bytes, bytes]:
+def record(
+    value: bytes, offset: int = 0, headers: list[tuple[str, bytes]] | None = None
+) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
         topic="t",
         partition=0,
@@ -41,8 +43,20 @@ def record(value: bytes, offset: int = 0) -> ConsumerRecord[bytes, bytes]:
         checksum=None,
         serialized_key_size=3,
         serialized_value_size=len(value),
-        headers=[],
+        headers=headers or [],
     )
+
+
+def test_the_forwarded_event_id_names_the_message_of_the_kirim_block() -> None:
+    statuses = [{"id": w, "status": "read", "timestamp": str(T)} for w in ("wamid.A", "wamid.B")]
+    value = json.dumps(
+        {"entry": [{"changes": [{"value": {"statuses": statuses}}]}], "kirim": {"message_id": "m"}}
+    ).encode()
+
+    batch = read_batch([record(value, headers=[("X-Kirim-Event-Id", b"wamid.B")])])
+
+    assert sorted(fold(batch.updates)) == ["m", "wamid:wamid.A"]
+    assert fold(batch.updates)["m"].wamid == "wamid.B"
 
 
 @pytest.mark.parametrize(

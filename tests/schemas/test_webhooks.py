@@ -122,6 +122,51 @@ def test_several_statuses_each_become_an_update_with_the_kirim_message_id() -> N
     assert [u.phone_number_id for u in result] == ["106540352242922", "106540352242922", None]
 
 
+def test_statuses_of_other_messages_in_one_body_keep_only_their_wamid() -> None:
+    # Meta batches statuses of several messages; the kirim block names one of them.
+    doc = body(
+        status("wamid.A", "failed", errors=[{"code": 131026}]),
+        status("wamid.B", "failed", errors=[{"code": 131049}]),
+        kirim={"message_id": "msg_A", "phone_number_id": "1065", "error": {"code": "x"}},
+    )
+
+    a, b = updates(doc)
+
+    assert (a.message_id, a.phone_number_id, a.error_code, a.provider_code) == (
+        "msg_A", "1065", "x", 131026,
+    )  # fmt: skip
+    assert (b.message_id, b.phone_number_id, b.error_code, b.provider_code) == (
+        None, "106540352242922", None, 131049,
+    )  # fmt: skip
+
+
+def test_the_delivery_event_id_says_which_message_the_kirim_block_names() -> None:
+    doc = body(status("wamid.A", "read"), status("wamid.B", "read"), kirim={"message_id": "msg_B"})
+    webhook = decode_status_webhook(json.dumps(doc).encode())
+
+    named = {u.wamid: u.message_id for u in status_updates(webhook, "wamid.B")}
+    # an event id that names none of the statuses: the first one's
+    unnamed = {u.wamid: u.message_id for u in status_updates(webhook, "wamid.Z")}
+
+    assert named == {"wamid.A": None, "wamid.B": "msg_B"}
+    assert unnamed == {"wamid.A": "msg_B", "wamid.B": None}
+
+
+@pytest.mark.parametrize("path", ["errors", "statuses", "changes", "entry"])
+def test_a_list_given_as_null_reads_as_empty(path: str) -> None:
+    doc = body(status("wamid.A", "delivered", errors=None), kirim={"message_id": "msg_1"})
+    if path == "statuses":
+        doc["entry"][0]["changes"][0]["value"]["statuses"] = None
+    elif path == "changes":
+        doc["entry"][0]["changes"] = None
+    elif path == "entry":
+        doc["entry"] = None
+
+    result = updates(doc)
+
+    assert [u.message_id for u in result] == (["msg_1"] if path == "errors" else [])
+
+
 def test_missing_kirim_block() -> None:
     [update] = updates(body(status("wamid.A", "delivered")))
 
