@@ -26,10 +26,11 @@ def row_result(
     match decision:
         case Accepted(message_id=message_id):
             return replace(base, status="queued", message_id=message_id)
-        case Retry(after=after, code=code, uncertain=uncertain):
+        case Retry(after=after, code=code, uncertain=uncertain, rate_limited=rate_limited):
             since = (row.uncertain_since or claimed_at) if uncertain else row.uncertain_since
             return replace(
                 base,
+                attempted=0 if rate_limited else 1,
                 status="pending",
                 reason="retry_backoff",
                 next_attempt_at=now + after,
@@ -38,8 +39,10 @@ def row_result(
                 uncertain_since=since,
             )
         case Defer(after=after, code=code):
+            # A full tier window says nothing about the recipient: uncounted, like a 429.
             return replace(
                 base,
+                attempted=0,
                 status="pending",
                 reason="deferred_quota",
                 next_attempt_at=now + after,

@@ -109,6 +109,7 @@ _GIVE_UP_SYNC = frozenset(
 
 # Asynchronous failure codes by Kirim code, and Meta provider codes for the ones
 # Kirim's table does not name (the sandbox's names are marked * in kirim-api.md).
+_UPSTREAM = "whatsapp_upstream_error"
 _ASYNC_BY_PROVIDER_CODE = {
     131026: "recipient_not_on_whatsapp",
     1006: "recipient_not_on_whatsapp",
@@ -223,10 +224,10 @@ def classify_response(
     if code == "quota_exceeded":
         return Defer(after=policy.jitter(retry_after or 60.0, rng), code=code)
     if status == 429:
+        # The organisation's budget is spent, nothing was queued: not the recipient's
+        # failure, so it never uses up the recipient's attempts (see outcome.row_result).
         after = retry_after if retry_after is not None else policy.backoff(attempt, rng)
-        return _retry_or_give_up(
-            attempt, policy, rng, code, after=policy.jitter(after, rng), rate_limited=True
-        )
+        return Retry(after=policy.jitter(after, rng), code=code, rate_limited=True)
     if status == 409:
         return _retry_or_give_up(attempt, policy, rng, code, after=policy.in_progress_seconds)
     if status >= 500 or status == 408:
@@ -242,8 +243,12 @@ def classify_transport_error(
 
 
 def async_code_of(code: str | None, provider_code: int | None) -> str:
-    """The Kirim code of an asynchronous failure, naming it by Meta's code when Kirim did not."""
-    if code and code in _ASYNC_DECISIONS:
+    """The Kirim code of an asynchronous failure, naming it by Meta's code when Kirim did not.
+
+    Kirim's published table names only some Meta codes; the others (ecosystem engagement,
+    payment, pair rate...) may come under its catch-all `whatsapp_upstream_error`, so
+    that one yields to a Meta code the table maps to something more specific."""
+    if code and code in _ASYNC_DECISIONS and code != _UPSTREAM:
         return code
     if provider_code is not None and provider_code in _ASYNC_BY_PROVIDER_CODE:
         return _ASYNC_BY_PROVIDER_CODE[provider_code]
@@ -273,12 +278,11 @@ def _retry_or_give_up(
     *,
     after: float | None = None,
     uncertain: bool = False,
-    rate_limited: bool = False,
 ) -> Decision:
     if attempt >= policy.max_attempts:
         return GiveUp("retries_exhausted")
     wait = policy.backoff(attempt, rng) if after is None else after
-    return Retry(after=wait, code=code, uncertain=uncertain, rate_limited=rate_limited)
+    return Retry(after=wait, code=code, uncertain=uncertain)
 
 
 def _give_up(suppress: bool = False) -> _AsyncAction:

@@ -94,6 +94,15 @@ def test_rate_limit_waits_retry_after_plus_jitter() -> None:
     assert 2.0 <= decision.after <= 2.2
 
 
+def test_rate_limits_never_use_up_the_recipients_attempts() -> None:
+    # However many attempts the row has made, a 429 is a wait, never a give-up.
+    for attempt in (1, POLICY.max_attempts, POLICY.max_attempts + 50):
+        answer = Answer(429, code="rate_limit_exceeded", retry_after=1.0)
+        decision = classify_response(answer, attempt, POLICY, random.Random(0))
+        assert isinstance(decision, Retry)
+        assert decision.rate_limited
+
+
 def test_synchronous_quota_exceeded_defers() -> None:
     decision = sync(429, "quota_exceeded", retry_after=30.0)
     assert isinstance(decision, Defer)
@@ -227,3 +236,39 @@ def test_upstream_errors_retry_a_few_times_then_give_up() -> None:
     ]
     assert all(isinstance(o, Retry) for o in outcomes[:-1])
     assert outcomes[-1] == GiveUp("whatsapp_upstream_error")
+
+
+@pytest.mark.parametrize(
+    ("code", "provider_code", "name"),
+    [
+        # Kirim's catch-all yields to a Meta code its table does not name
+        ("whatsapp_upstream_error", 131049, "ecosystem_engagement"),
+        ("whatsapp_upstream_error", 131042, "payment_required"),
+        ("whatsapp_upstream_error", 131056, "pair_rate_limited"),
+        ("whatsapp_upstream_error", 130429, "throughput_limited"),
+        ("whatsapp_upstream_error", 131000, "whatsapp_upstream_error"),
+        ("whatsapp_upstream_error", 999999, "whatsapp_upstream_error"),
+        ("whatsapp_upstream_error", None, "whatsapp_upstream_error"),
+        # a specific Kirim code is taken as it is
+        ("recipient_blocked", 131049, "recipient_blocked"),
+        ("quota_exceeded", 131048, "quota_exceeded"),
+        ("spam_rate_limited", 131048, "spam_rate_limited"),
+        # unknown Kirim codes go by Meta's, else stay as they are
+        ("meta_said_no", 131049, "ecosystem_engagement"),
+        ("meta_said_no", None, "meta_said_no"),
+        (None, 7, "provider_7"),
+        (None, None, "unknown_error"),
+    ],
+)
+def test_async_failures_are_named_by_the_most_specific_code(
+    code: str | None, provider_code: int | None, name: str
+) -> None:
+    assert async_code_of(code, provider_code) == name
+
+
+def test_an_upstream_error_that_is_a_payment_failure_stops_every_sender() -> None:
+    decision = classify_async_failure(
+        "whatsapp_upstream_error", 131042, 0, POLICY, random.Random(0)
+    )
+    assert isinstance(decision, Stop)
+    assert decision.scope is Scope.ORGANISATION
