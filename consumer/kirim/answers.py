@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import msgspec
@@ -72,7 +73,12 @@ def printable(text: str, limit: int = DETAIL_CHARS) -> str:
 
 
 def usable_code(code: object) -> str | None:
-    return code if isinstance(code, str) and _USABLE_CODE.match(code) else None
+    """The error code to branch on: the contract's codes are snake_case, so another case
+    of the same word (`ACCOUNT_NOT_CONNECTED`) is that code; anything else is none."""
+    if not isinstance(code, str):
+        return None
+    code = code.strip().lower()
+    return code if _USABLE_CODE.match(code) else None
 
 
 def _number(value: str | None) -> float | None:
@@ -87,12 +93,13 @@ def _number(value: str | None) -> float | None:
 
 def _retry_after(value: str | None, date: str | None) -> float | None:
     """`Retry-After` in seconds, or as an HTTP date (RFC 9110) measured against the
-    answer's own `Date`, so no clock of ours is involved."""
+    answer's own `Date`, so no clock of ours is involved; ours only when it has none."""
     seconds = _number(value)
-    if seconds is not None or value is None or date is None:
+    if seconds is not None or value is None:
         return None if seconds is None else max(0.0, seconds)
     try:
-        when, sent = parsedate_to_datetime(value), parsedate_to_datetime(date)
+        when = parsedate_to_datetime(value)
+        sent = parsedate_to_datetime(date) if date is not None else datetime.now(UTC)
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None or sent.tzinfo is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
@@ -63,6 +65,14 @@ OK = b'{"data": {"id": "msg_01HZX3K9Q2W8E5R7T1Y4U6I0PA", "status": "pending"}}'
             "invalid_phone_number",
         ),
         (400, b'{"error": {"code": "Not A Code!", "message": "no"}}', False, None, None, None),
+        (
+            422,
+            b'{"error": {"code": " ACCOUNT_NOT_CONNECTED", "message": "no"}}',
+            False,
+            None,
+            None,
+            "account_not_connected",
+        ),
         (400, b'{"error": {"code": 17}}', False, None, None, None),
     ],
 )
@@ -95,7 +105,8 @@ def test_headers_that_are_not_numbers_are_ignored() -> None:
         ("-3", None, 0.0),
         ("Thu, 03 Dec 2026 09:00:30 GMT", "Thu, 03 Dec 2026 09:00:00 GMT", 30.0),
         ("Thu, 03 Dec 2026 08:59:00 GMT", "Thu, 03 Dec 2026 09:00:00 GMT", 0.0),
-        ("Thu, 03 Dec 2026 09:00:30 GMT", None, None),
+        # without the answer's Date: against our clock (this date is past)
+        ("Thu, 03 Dec 2026 09:00:30 GMT", None, 0.0),
         ("whenever", "Thu, 03 Dec 2026 09:00:00 GMT", None),
     ],
 )
@@ -104,6 +115,13 @@ def test_retry_after_in_seconds_or_as_a_date(
 ) -> None:
     headers = {"Retry-After": retry_after, **({"Date": date} if date else {})}
     assert read(429, b"{}", headers=headers).retry_after == seconds
+
+
+def test_a_retry_after_date_without_the_answers_date_is_measured_on_our_clock() -> None:
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    seconds = read(429, b"{}", headers={"Retry-After": later}).retry_after
+    assert seconds is not None
+    assert 25.0 <= seconds <= 30.0
 
 
 def test_printable_masks_phone_numbers_and_escapes_control_characters() -> None:
@@ -131,4 +149,7 @@ def test_any_answer_reads_to_a_decision(status: int, body: bytes) -> None:
         assert isinstance(decision, Retry)
         assert decision.uncertain
     last = classify_response(said, RetryPolicy().max_attempts, RetryPolicy(), random.Random(0))
-    assert not isinstance(last, Retry), "retries are bounded whatever the answer"
+    # Bounded whatever the answer, but a 429: the budget's wait, never the recipient's try.
+    if isinstance(last, Retry):
+        assert status == 429
+        assert last.rate_limited
