@@ -26,17 +26,22 @@ def parse_tier(raw: object) -> int | None:
     A limit beyond any real tier is unlimited (and still fits the ledger's bigint)."""
     if isinstance(raw, bool) or raw is None:
         return None
+    if isinstance(raw, str):
+        text = raw.strip()
+        named = _NAMED.get(text.upper())
+        if named is not None:
+            return named
+        # float(), not int(): "1000.0" is a tier too, and int() refuses digits other
+        # than ASCII ones ("²".isdigit() holds) and strings past 4,300 digits.
+        try:
+            raw = float(text)
+        except ValueError:
+            return None
     number: int | None = None
     if isinstance(raw, int):
         number = raw
     elif isinstance(raw, float) and raw.is_integer():
         number = int(raw)
-    elif isinstance(raw, str):
-        text = raw.strip()
-        if text.isdigit():
-            number = int(text)
-        else:
-            return _NAMED.get(text.upper())
     if number is None or number <= 0:
         return None
     return min(number, UNLIMITED)

@@ -194,7 +194,7 @@ class SenderWorker:
         if sender.stopped:
             return False
         account = ctx.accounts.get(self.phone_number_id)
-        if account is not None and account.status != "connected":
+        if account is not None and not account.connected:
             await self._stop(
                 Stop(Scope.SENDER, "account_not_connected", resumes_automatically=True), None
             )

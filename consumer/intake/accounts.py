@@ -15,55 +15,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 import httpx
 import msgspec
 from httpx_aiohttp import AiohttpTransport
 
-from consumer.dispatch.tiers import parse_tier
 from consumer.intake import metrics
 from consumer.intake.errors import AccountsRefused, AccountsUnavailable
 from consumer.intake.sender import SenderAccount, SenderDecision, decide_sender
+from consumer.kirim.answers import printable
+from consumer.kirim.resources import parse_accounts
 from runtime.logs import get_logger
 
 log = get_logger(__name__)
 
 _FIRST_RETRY_SECONDS: Final = 0.2
-
-
-class _Account(msgspec.Struct, frozen=True, kw_only=True):
-    # Lenient: unknown fields ignored, only the id is required.
-    phone_number_id: str | int
-    status: str = "unknown"
-    messaging_tier: Any = None
-    quality_rating: str | None = None
-
-
-class _AccountList(msgspec.Struct, frozen=True, kw_only=True):
-    data: list[_Account]
-
-
-_decoder: Final = msgspec.json.Decoder(_AccountList)
-
-
-def parse_accounts(body: bytes) -> list[SenderAccount]:
-    """The accounts in a `GET /v1/accounts` body; raises `msgspec.DecodeError`.
-
-    An account whose id holds NUL is left out: PostgreSQL cannot store that id, so an
-    `auto` campaign resolved to it could never be written, and no request can name it
-    (request ids are digits).
-    """
-    return [
-        SenderAccount(
-            phone_number_id=str(account.phone_number_id),
-            status=account.status.strip().lower(),
-            tier=parse_tier(account.messaging_tier),
-            quality_rating=account.quality_rating,
-        )
-        for account in _decoder.decode(body).data
-        if "\x00" not in str(account.phone_number_id)
-    ]
 
 
 class AccountsClient:
@@ -83,6 +50,7 @@ class AccountsClient:
             timeout=timeout_seconds,
             transport=transport or AiohttpTransport(),
         )
+        self._skipped: list[str] = []
 
     async def fetch(self) -> list[SenderAccount]:
         try:
@@ -96,9 +64,16 @@ class AccountsClient:
             # Branch on the envelope's code only for the message; never log the key.
             raise AccountsRefused(f"GET /v1/accounts answered HTTP {status}: {_code(response)}")
         try:
-            return parse_accounts(response.content)
+            listing = parse_accounts(response.content)
         except msgspec.DecodeError as error:
             raise AccountsUnavailable(f"unreadable accounts body: {error}") from error
+        if listing.skipped and listing.skipped != self._skipped:
+            # Once per change, not per fetch: the same odd item comes back every time.
+            log.warning(
+                "accounts_skipped", count=len(listing.skipped), first=printable(listing.skipped[0])
+            )
+        self._skipped = listing.skipped
+        return listing.accounts
 
     async def aclose(self) -> None:
         await self._client.aclose()

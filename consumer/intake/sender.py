@@ -18,19 +18,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from consumer.intake.header import AUTO_SENDER
+from consumer.kirim.resources import Account
 
-CONNECTED: Final = "connected"
 _QUALITY_RANK: Final = {"GREEN": 3, "YELLOW": 2, "RED": 1}
 
-
-@dataclass(frozen=True, slots=True)
-class SenderAccount:
-    """One account from `GET /v1/accounts`; `tier` is None when absent or unreadable."""
-
-    phone_number_id: str
-    status: str
-    tier: int | None
-    quality_rating: str | None = None
+# The dispatcher's type: both read the accounts list with one parser (kirim.resources).
+SenderAccount = Account
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +33,7 @@ class SenderDecision:
 
 
 def choose_auto_sender(accounts: Sequence[SenderAccount]) -> str | None:
-    connected = [account for account in accounts if account.status == CONNECTED]
+    connected = [account for account in accounts if account.connected]
     if not connected:
         return None
     best = min(
@@ -65,6 +58,6 @@ def decide_sender(
     account = next((a for a in accounts if a.phone_number_id == target), None)
     if account is None:
         return SenderDecision(target, "sender_unknown")
-    if account.status != CONNECTED:
+    if not account.connected:
         return SenderDecision(target, "sender_disconnected")
     return SenderDecision(target, None)

@@ -8,8 +8,7 @@ client never retries by itself: every answer goes back to the dispatcher's polic
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import quote
 
@@ -17,8 +16,19 @@ import aiohttp
 import msgspec
 from multidict import CIMultiDictProxy
 
-from consumer.dispatch.tiers import parse_tier
-from consumer.kirim.answers import SendAnswer, read_send_answer
+from consumer.kirim.answers import SendAnswer, printable, read_send_answer
+from consumer.kirim.resources import (
+    Account,
+    MessageState,
+    parse_accounts,
+    parse_message,
+    parse_rate_limits,
+)
+from runtime.logs import get_logger
+
+__all__ = ["Account", "KirimClient", "KirimTransportError", "MessageState"]
+
+log = get_logger(__name__)
 
 
 class KirimTransportError(Exception):
@@ -29,79 +39,29 @@ class KirimTransportError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
-    phone_number_id: str
-    status: str
-    # Unique recipients per rolling window; None when the API does not say.
-    tier: int | None
-    quality_rating: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageState:
-    """`GET /v1/{phone_number_id}/messages/{id}`: where the API says a message is."""
-
-    status: str | None
-    error_code: str | None
-    provider_code: int | None
-    # The recipient, when the API says (E.164).
-    to: str | None = None
-
-
-class _MessageError(msgspec.Struct):
-    code: str | None = None
-    provider_code: int | None = None
-
-
-class _MessageData(msgspec.Struct):
-    status: str | None = None
-    to: str | None = None
-    error: _MessageError | None = None
-
-
-class _MessageBody(msgspec.Struct):
-    data: _MessageData
-
-
-class _AccountItem(msgspec.Struct):
-    phone_number_id: str
-    status: str = "unknown"
-    messaging_tier: int | str | None = None
-    quality_rating: str | None = None
-
-
-class _Accounts(msgspec.Struct):
-    data: list[_AccountItem]
-
-
-class _RateLimits(msgspec.Struct):
-    write_per_minute: int | None = None
-    read_per_minute: int | None = None
-
-
-class _MeData(msgspec.Struct):
-    rate_limits: _RateLimits | None = None
-
-
-class _Me(msgspec.Struct):
-    data: _MeData
-
-
 # A send's answer is read up to max_answer_bytes; listings (accounts) up to this.
 _MAX_LISTING_BYTES = 8 * 1024 * 1024
-_PHONE_NUMBER_ID = re.compile(r"^[0-9]{6,20}$")
-_accounts_decoder = msgspec.json.Decoder(_Accounts)
-_me_decoder = msgspec.json.Decoder(_Me)
-_message_decoder = msgspec.json.Decoder(_MessageBody)
 _T = TypeVar("_T")
 
 
-def _decode(decoder: msgspec.json.Decoder[_T], what: str, raw: bytes) -> _T:
+def _decode(parse: Callable[[bytes], _T], what: str, raw: bytes) -> _T:
     try:
-        return decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        return parse(raw)
+    except msgspec.DecodeError as error:
         raise KirimTransportError("network_error", f"{what}: unreadable answer ({error})") from None
+
+
+async def _rest_of_body(content: aiohttp.StreamReader, first: bytes, limit: int) -> bytes:
+    """`first` and what follows it up to EOF, or until more than `limit` bytes are in."""
+    chunks, size = [first], len(first)
+    while size <= limit:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    # Past the limit the rest stays unread, and aiohttp closes the connection.
+    return b"".join(chunks)
 
 
 class KirimClient:
@@ -125,6 +85,7 @@ class KirimClient:
         # A send's answer is a few hundred bytes; reading more only costs memory.
         self._max_answer_bytes = max_answer_bytes
         self._session: aiohttp.ClientSession | None = None
+        self._skipped_accounts: list[str] = []
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -157,9 +118,16 @@ class KirimClient:
             async with self._open().request(
                 method, self._base + path, data=body, headers=headers, allow_redirects=False
             ) as response:
-                raw = await response.content.read(limit + 1)
-                truncated = len(raw) > limit
-                return response.status, raw[:limit], truncated, response.headers
+                # Not `read(limit + 1)`: that returns whatever is buffered, only a prefix
+                # of a body that arrives in pieces (chunked, flushed in parts, larger than
+                # a TCP segment). The common case is one piece: the whole body, EOF seen.
+                content = response.content
+                raw = await content.readany()
+                if len(raw) <= limit and not content.at_eof():
+                    raw = await _rest_of_body(content, raw, limit)
+                if len(raw) > limit:
+                    return response.status, raw[:limit], True, response.headers
+                return response.status, raw, False, response.headers
         except TimeoutError as error:
             raise KirimTransportError("timeout", str(error) or "request timed out") from error
         except aiohttp.ClientError as error:
@@ -181,30 +149,23 @@ class KirimClient:
             return None
         if status != 200 or truncated:
             raise KirimTransportError("network_error", f"GET message answered {status}")
-        data = _decode(_message_decoder, "GET message", raw).data
-        error = data.error
-        return MessageState(
-            status=data.status,
-            error_code=error.code if error else None,
-            provider_code=error.provider_code if error else None,
-            to=data.to,
-        )
+        return _decode(parse_message, "GET message", raw)
 
     async def accounts(self) -> list[Account]:
+        """Every account the API could describe; items it could not are logged and left out."""
         status, raw, truncated, _ = await self._request("GET", "/accounts?status=all")
         if status != 200 or truncated:
             raise KirimTransportError("network_error", f"GET /accounts answered {status}")
-        return [
-            Account(
-                phone_number_id=item.phone_number_id,
-                status=item.status,
-                tier=parse_tier(item.messaging_tier),
-                quality_rating=item.quality_rating,
+        listing = _decode(parse_accounts, "GET /accounts", raw)
+        if listing.skipped and listing.skipped != self._skipped_accounts:
+            # Once per change, not per refresh: the same odd item comes back every minute.
+            log.warning(
+                "kirim_accounts_skipped",
+                count=len(listing.skipped),
+                first=printable(listing.skipped[0]),
             )
-            for item in _decode(_accounts_decoder, "GET /accounts", raw).data
-            # Meta's numeric id: anything else cannot be sent from, stored or put in a URL.
-            if _PHONE_NUMBER_ID.match(item.phone_number_id)
-        ]
+        self._skipped_accounts = listing.skipped
+        return listing.accounts
 
     async def rate_limits(self) -> tuple[int | None, int | None]:
         """(write, read) requests per minute from `GET /v1/me`; None where not reported."""
@@ -213,5 +174,4 @@ class KirimClient:
             return None, None
         if status != 200 or truncated:
             raise KirimTransportError("network_error", f"GET /me answered {status}")
-        limits = _decode(_me_decoder, "GET /me", raw).data.rate_limits
-        return (limits.write_per_minute, limits.read_per_minute) if limits else (None, None)
+        return _decode(parse_rate_limits, "GET /me", raw)

@@ -10,9 +10,10 @@ import httpx
 import msgspec
 import pytest
 
-from consumer.intake.accounts import AccountDirectory, AccountsClient, parse_accounts
+from consumer.intake.accounts import AccountDirectory, AccountsClient
 from consumer.intake.errors import AccountsRefused
 from consumer.intake.sender import SenderAccount, choose_auto_sender, decide_sender
+from consumer.kirim.resources import parse_accounts
 from sandbox.config import parse_config
 from sandbox.settings import SandboxSettings
 from sandbox.testing import running_sandbox
@@ -43,7 +44,9 @@ def account(number: str, status: str = "connected", tier: Any = 1000) -> dict[st
     ],
 )
 def test_every_tier_encoding_parses(tier: Any, parsed: int | None) -> None:
-    [found] = parse_accounts(msgspec.json.encode({"data": [account("1234567", tier=tier)]}))
+    [found] = parse_accounts(
+        msgspec.json.encode({"data": [account("1234567", tier=tier)]})
+    ).accounts
     assert found.tier == parsed
 
 
@@ -127,6 +130,13 @@ async def test_requests_carry_the_key_and_ask_for_every_status() -> None:
     [request] = script.requests
     assert request.url == "http://kirim.test/v1/accounts?status=all"
     assert request.headers["Authorization"] == f"Bearer {KEY}"
+
+
+async def test_an_unreadable_account_is_left_out_and_a_mixed_case_status_connects() -> None:
+    odd = {"phone_number_id": None, "status": "connected"}
+    script = Script(ok(odd, account("111111", status="Connected", tier=1000.0)))
+    decision = await directory(script).decide("auto", None)
+    assert (decision.phone_number_id, decision.problem) == ("111111", None)
 
 
 async def test_cached_within_the_ttl_then_refreshed() -> None:
