@@ -22,6 +22,13 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from consumer.dispatch import metrics
+from consumer.dispatch.budgets import (
+    DEFAULT_READ_PER_MINUTE,
+    DEFAULT_WRITE_PER_MINUTE,
+    Learned,
+    choose_budgets,
+    learn_rate_limits,
+)
 from consumer.dispatch.context import AccountBook, CampaignStates, DispatchContext
 from consumer.dispatch.health import TemplateHealth
 from consumer.dispatch.ownership import SenderOwnership
@@ -48,8 +55,6 @@ STATUS_FAILED_CHANNEL = "status_failed"
 # Stops that lift by themselves once the cause is gone (checked on each accounts refresh).
 _KEY_STOPS = ("invalid_api_key", "expired_api_key")
 _CONNECTION_STOPS = ("account_not_connected",)
-_FALLBACK_WRITE_PER_MINUTE = 60
-_FALLBACK_READ_PER_MINUTE = 600
 # A second without an answer and the write estimate is re-confirmed by a probe (pacing.py).
 _PROBE_AFTER_SECONDS = 1.0
 
@@ -79,11 +84,11 @@ class Dispatcher:
             store=self.store,
             client=self.client,
             pacer=RatePacer(
-                limit_per_minute=_FALLBACK_WRITE_PER_MINUTE,
+                limit_per_minute=DEFAULT_WRITE_PER_MINUTE,
                 updated_at=clock(),
                 probe_after=_PROBE_AFTER_SECONDS,
             ),
-            read_pacer=RatePacer(limit_per_minute=_FALLBACK_READ_PER_MINUTE, updated_at=clock()),
+            read_pacer=RatePacer(limit_per_minute=DEFAULT_READ_PER_MINUTE, updated_at=clock()),
             campaigns=CampaignStates(),
             accounts=AccountBook(),
             clock=clock,
@@ -160,21 +165,26 @@ class Dispatcher:
             self._round_now.set()
 
     async def _learn_budgets(self, stop: asyncio.Event) -> None:
-        """The organisation's write and read budgets, from settings or `GET /v1/me`."""
-        write, read = self.settings.write_per_minute, self.settings.read_per_minute
-        delay = 0.5
-        while (write is None or read is None) and not stop.is_set():
-            try:
-                learned_write, learned_read = await self.client.rate_limits()
-            except KirimTransportError as error:
-                log.warning("kirim_me_retry", error=str(error), delay=delay)
-                await wait_any(stop, within=delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            write = write or learned_write or _FALLBACK_WRITE_PER_MINUTE
-            read = read or learned_read or _FALLBACK_READ_PER_MINUTE
-        self.ctx.pacer.limit_per_minute = float(write or _FALLBACK_WRITE_PER_MINUTE)
-        self.ctx.read_pacer.limit_per_minute = float(read or _FALLBACK_READ_PER_MINUTE)
+        """The organisation's write and read budgets, from settings or `GET /v1/me`
+        (budgets.py: asked for a bounded while, then defaults)."""
+        configured = (self.settings.write_per_minute, self.settings.read_per_minute)
+        learned = Learned(None, None)
+        if None in configured:
+            # Monotonic, not ctx.clock: the bound is on real waiting, whatever clock tests inject.
+            learned = await learn_rate_limits(self.client.rate_limits, stop, clock=time.monotonic)
+        budgets = choose_budgets(configured, learned)
+        self.ctx.pacer.limit_per_minute = float(budgets.write_per_minute)
+        self.ctx.read_pacer.limit_per_minute = float(budgets.read_per_minute)
+        # A defaulted write budget lasts only until the first send's X-RateLimit-Limit.
+        emit = log.warning if "default" in (budgets.write_from, budgets.read_from) else log.info
+        emit(
+            "rate_budgets",
+            write_per_minute=budgets.write_per_minute,
+            write_from=budgets.write_from,
+            read_per_minute=budgets.read_per_minute,
+            read_from=budgets.read_from,
+            me_problem=learned.problem,
+        )
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
@@ -319,7 +329,7 @@ class Dispatcher:
             log.info("senders_resumed", reason="api_key_works")
         for phone_number_id, reason in stopped.items():
             known = self.ctx.accounts.get(phone_number_id)
-            if reason in _CONNECTION_STOPS and known and known.status == "connected":
+            if reason in _CONNECTION_STOPS and known and known.connected:
                 await self.store.resume_sender(phone_number_id, _CONNECTION_STOPS)
                 log.info("senders_resumed", sender=phone_number_id, reason="reconnected")
 
