@@ -6,8 +6,9 @@ against a fresh list, so a number that just connected is not missed. When the
 API is unreachable a list up to `stale_seconds` old is used; with none, the call
 waits and retries with capped exponential backoff until the API answers (or the
 caller is cancelled), and `waiting_seconds()` says for how long (metrics, health).
-A refusal (401, 403, 404, other 4xx) raises `AccountsRefused`: that is
-configuration, and retrying would not fix it.
+A 401, 408 or 429 is waited out the same way (health shows the wait). A refusal
+(403, 404, other 4xx) raises `AccountsRefused`: that is configuration, and
+retrying would not fix it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ from runtime.logs import get_logger
 log = get_logger(__name__)
 
 _FIRST_RETRY_SECONDS: Final = 0.2
+# Waited out like an outage, not refused: 408 and 429 pass; a 401 (an expired or revoked
+# key) can end without a restart (the key is renewed at Kirim), and exiting would take the
+# dispatcher down with intake, although it stops every sender on a 401 by itself and
+# resumes them once the accounts call authenticates again.
+_WAITED_OUT: Final = frozenset({401, 408, 429})
 
 
 class AccountsClient:
@@ -58,8 +64,8 @@ class AccountsClient:
         except httpx.TransportError as error:
             raise AccountsUnavailable(f"{type(error).__name__}: {error}") from error
         status = response.status_code
-        if status == 429 or status >= 500:
-            raise AccountsUnavailable(f"HTTP {status}")
+        if status in _WAITED_OUT or status >= 500:
+            raise AccountsUnavailable(f"HTTP {status}: {_code(response)}")
         if status >= 400:
             # Branch on the envelope's code only for the message; never log the key.
             raise AccountsRefused(f"GET /v1/accounts answered HTTP {status}: {_code(response)}")

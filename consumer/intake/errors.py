@@ -13,11 +13,11 @@ class IntakeError(Exception):
 
 
 class AccountsUnavailable(IntakeError):  # noqa: N818 - named for what happened
-    """The Kirim accounts API did not answer usefully (network, timeout, 429, 5xx)."""
+    """The Kirim accounts API did not answer usefully (network, timeout, 401, 408, 429, 5xx)."""
 
 
 class AccountsRefused(IntakeError):  # noqa: N818
-    """The Kirim accounts API refused us (401, 403, 404...): configuration, not weather."""
+    """The Kirim accounts API refused us (403, 404...): configuration, not weather."""
 
 
 class ConsumerStalled(IntakeError):  # noqa: N818

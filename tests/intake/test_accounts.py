@@ -194,7 +194,17 @@ async def test_a_stale_list_is_used_while_the_api_is_down() -> None:
     assert [a.phone_number_id for a in await accounts.accounts()] == ["111111"]
 
 
-@pytest.mark.parametrize("code", [401, 403, 404, 400])
+@pytest.mark.parametrize("code", [401, 408])
+async def test_an_expired_key_and_a_request_timeout_are_waited_out(code: int) -> None:
+    # An expired key can be renewed at Kirim without a restart; exiting would take the
+    # dispatcher (which stops every sender on a 401 by itself) down with intake.
+    script = Script(status(code), status(code), ok(account("111111")))
+    accounts = directory(script)
+    assert [a.phone_number_id for a in await accounts.accounts()] == ["111111"]
+    assert len(script.requests) == 3
+
+
+@pytest.mark.parametrize("code", [403, 404, 400, 422])
 async def test_refusals_are_not_retried(code: int) -> None:
     script = Script(status(code))
     with pytest.raises(AccountsRefused, match=str(code)):
