@@ -67,8 +67,8 @@ Accepting = Callable[[], bool]
 def _message_key(webhook: StatusWebhook) -> str | None:
     if webhook.kirim is not None and webhook.kirim.message_id:
         return webhook.kirim.message_id
-    for entry in webhook.entry:
-        for change in entry.changes:
+    for entry in webhook.entry or ():
+        for change in entry.changes or ():
             if change.value is not None and change.value.statuses:
                 return change.value.statuses[0].id
     return None

@@ -213,6 +213,9 @@ async def test_other_event_types_are_acknowledged_not_stored_and_odd_shapes_are_
     )
     odd = b'{"entry": 5}'
     assert await post(http, bridge.url, odd, signed_headers(odd, event_id="wamid.ODD")) == 200
+    # lists written as null: read as empty, keyed by the event id
+    nulls = b'{"entry": [{"changes": null}, {"id": "w"}], "kirim": null}'
+    assert await post(http, bridge.url, nulls, signed_headers(nulls, event_id="wamid.NULLS")) == 200
     untyped = a_body(message_id="msg_UNTYPED")
     untyped_headers = signed_headers(untyped)
     del untyped_headers["X-Kirim-Event"]
@@ -222,6 +225,7 @@ async def test_other_event_types_are_acknowledged_not_stored_and_odd_shapes_are_
     assert sorted(record.key for record in records) == [
         b"msg_SYNONYM",
         b"msg_UNTYPED",
+        b"wamid.NULLS",
         b"wamid.ODD",
     ]
 
