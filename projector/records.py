@@ -29,21 +29,21 @@ EVENT_ID_HEADER: Final = "X-Kirim-Event-Id"
 MAX_RECORD_BYTES: Final = 1024 * 1024
 
 
+def _header(headers: Sequence[tuple[str, bytes]], wanted: str) -> str | None:
+    """The first header of that name (any case), as text; None when absent."""
+    wanted = wanted.lower()
+    return next((v.decode("latin-1") for n, v in headers if n.lower() == wanted), None)
+
+
 def is_status_record(headers: Sequence[tuple[str, bytes]]) -> bool:
     """False only when the record names an event type that is not a status."""
-    for name, value in headers:
-        if name.lower() == EVENT_HEADER.lower():
-            event_type = value.decode("latin-1")
-            return not event_type or is_status_event(event_type)
-    return True
+    event_type = _header(headers, EVENT_HEADER)
+    return not event_type or is_status_event(event_type)
 
 
 def event_id_of(headers: Sequence[tuple[str, bytes]]) -> str | None:
     """The delivery's `X-Kirim-Event-Id` (the wamid its `kirim` block is about), if forwarded."""
-    for name, value in headers:
-        if name.lower() == EVENT_ID_HEADER.lower():
-            return value.decode("latin-1")
-    return None
+    return _header(headers, EVENT_ID_HEADER)
 
 
 def updates_of(value: bytes | None, event_id: str | None = None) -> list[StatusUpdate]:

@@ -26,7 +26,7 @@ from consumer.intake import metrics
 from consumer.intake.errors import AccountsRefused, AccountsUnavailable
 from consumer.intake.sender import SenderAccount, SenderDecision, decide_sender
 from consumer.kirim.answers import printable
-from consumer.kirim.resources import parse_accounts
+from consumer.kirim.resources import SkippedAccounts, parse_accounts
 from runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -56,7 +56,7 @@ class AccountsClient:
             timeout=timeout_seconds,
             transport=transport or AiohttpTransport(),
         )
-        self._skipped: list[str] = []
+        self._skipped = SkippedAccounts()
 
     async def fetch(self) -> list[SenderAccount]:
         try:
@@ -73,12 +73,8 @@ class AccountsClient:
             listing = parse_accounts(response.content)
         except msgspec.DecodeError as error:
             raise AccountsUnavailable(f"unreadable accounts body: {error}") from error
-        if listing.skipped and listing.skipped != self._skipped:
-            # Once per change, not per fetch: the same odd item comes back every time.
-            log.warning(
-                "accounts_skipped", count=len(listing.skipped), first=printable(listing.skipped[0])
-            )
-        self._skipped = listing.skipped
+        if skipped := self._skipped.news(listing):
+            log.warning("accounts_skipped", count=len(skipped), first=printable(skipped[0]))
         return listing.accounts
 
     async def aclose(self) -> None:

@@ -20,6 +20,7 @@ from consumer.kirim.answers import SendAnswer, printable, read_send_answer
 from consumer.kirim.resources import (
     Account,
     MessageState,
+    SkippedAccounts,
     parse_accounts,
     parse_message,
     parse_rate_limits,
@@ -85,7 +86,7 @@ class KirimClient:
         # A send's answer is a few hundred bytes; reading more only costs memory.
         self._max_answer_bytes = max_answer_bytes
         self._session: aiohttp.ClientSession | None = None
-        self._skipped_accounts: list[str] = []
+        self._skipped_accounts = SkippedAccounts()
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -157,14 +158,8 @@ class KirimClient:
         if status != 200 or truncated:
             raise KirimTransportError("network_error", f"GET /accounts answered {status}")
         listing = _decode(parse_accounts, "GET /accounts", raw)
-        if listing.skipped and listing.skipped != self._skipped_accounts:
-            # Once per change, not per refresh: the same odd item comes back every minute.
-            log.warning(
-                "kirim_accounts_skipped",
-                count=len(listing.skipped),
-                first=printable(listing.skipped[0]),
-            )
-        self._skipped_accounts = listing.skipped
+        if skipped := self._skipped_accounts.news(listing):
+            log.warning("kirim_accounts_skipped", count=len(skipped), first=printable(skipped[0]))
         return listing.accounts
 
     async def rate_limits(self) -> tuple[int | None, int | None]:

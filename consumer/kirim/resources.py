@@ -118,27 +118,22 @@ _limits_decoder: Final = msgspec.json.Decoder(_RateLimits)
 _message_decoder: Final = msgspec.json.Decoder(_MessageBody)
 _error_decoder: Final = msgspec.json.Decoder(_MessageError)
 _any_decoder: Final = msgspec.json.Decoder()
-_S = TypeVar("_S", bound=msgspec.Struct)
+_T = TypeVar("_T")
 
 
-def _value(raw: msgspec.Raw) -> object:
-    """The field's JSON value; None when absent, null or unreadable."""
-    if not raw:
-        return None
-    try:
-        return _any_decoder.decode(raw)
-    except msgspec.DecodeError:
-        return None
-
-
-def _part(decoder: msgspec.json.Decoder[_S], raw: msgspec.Raw) -> _S | None:
-    """A nested object the caller can do without; None when absent or unreadable."""
+def _part(decoder: msgspec.json.Decoder[_T], raw: msgspec.Raw) -> _T | None:
+    """A field or nested object the caller can do without; None when absent or unreadable."""
     if not raw:
         return None
     try:
         return decoder.decode(raw)
     except msgspec.DecodeError:
         return None
+
+
+def _value(raw: msgspec.Raw) -> object:
+    """The field's JSON value; None when absent, null or unreadable."""
+    return _part(_any_decoder, raw)
 
 
 def _text(raw: msgspec.Raw) -> str | None:
@@ -197,6 +192,20 @@ def _account(raw: msgspec.Raw) -> Account | str:
         tier=parse_tier(_value(item.messaging_tier)),
         quality_rating=quality or None,
     )
+
+
+class SkippedAccounts:
+    """What to report of the items a listing left out: each change once, not every
+    refresh (the same odd item comes back each time)."""
+
+    def __init__(self) -> None:
+        self._last: list[str] = []
+
+    def news(self, listing: AccountList) -> list[str]:
+        """The listing's skipped items when they differ from the last listing's; else []."""
+        changed = listing.skipped != self._last
+        self._last = listing.skipped
+        return listing.skipped if changed else []
 
 
 def parse_accounts(body: bytes) -> AccountList:

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from consumer.dispatch.tiers import UNLIMITED, parse_tier
 from consumer.kirim.resources import (
     Account,
+    AccountList,
     MessageState,
+    SkippedAccounts,
     parse_accounts,
     parse_message,
     parse_rate_limits,
@@ -314,3 +316,12 @@ def test_the_lenient_readers_never_raise(value: object) -> None:
     for read in (per_minute, provider_code, parse_tier):
         result = read(value)
         assert result is None or (isinstance(result, int) and result > 0)
+
+
+def test_skipped_accounts_are_reported_once_per_change() -> None:
+    skipped = SkippedAccounts()
+    seen = [
+        skipped.news(AccountList([], reasons))
+        for reasons in (["a"], ["a"], ["a", "b"], [], [], ["a"])
+    ]
+    assert seen == [["a"], [], ["a", "b"], [], [], ["a"]]
