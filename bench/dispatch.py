@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from bench.harness import (
     SandboxProcess,
     audience,
     bench_database,
+    cpu_seconds,
     dev_stack,
     sandbox,
     seed_ledger,
@@ -277,19 +279,52 @@ async def client_speed(seconds: float) -> str:
     )
 
 
-async def http_ceiling(seconds: float) -> float:
-    """Figure (d)'s last row alone: the dispatcher's client, 50 in flight, sends/s."""
-    with sandbox(sandbox_config(UNLIMITED_RATE)) as box:
+@dataclass(frozen=True, slots=True)
+class ClientRun:
+    """The dispatcher's client alone against a sandbox: how fast, and what each side spent."""
+
+    rate: float
+    client_cpu_per_1000: float
+    sandbox_cpu_per_1000: float
+
+    def busy(self, cpu_per_1000: float) -> float:
+        """Cores a side kept busy at this rate (1.0: one core, all the time)."""
+        return self.rate * cpu_per_1000 / 1000
+
+
+async def http_ceiling(
+    seconds: float,
+    config: dict[str, Any] | None = None,
+    *,
+    in_flight: int = 50,
+    senders: Sequence[str] = (SENDER,),
+    sandbox_cpu: int | None = 0,
+) -> ClientRun:
+    """The dispatcher's client and nothing else (no ledger, no pacing): figure (d)'s last
+    row by default, the sandbox on CPU 0. With `config`, `senders` and
+    `sandbox_cpu=None`: what a sender with no ledger reaches against that sandbox on
+    the cores it shares with it."""
+    with sandbox(config or sandbox_config(UNLIMITED_RATE), cpu=sandbox_cpu) as box:
         ours = KirimClient(box.api_url, defaults.KIRIM_API_KEY)
+        numbers = itertools.cycle(senders)
 
         async def via_ours(key: str, body: bytes) -> int:
-            return (await ours.send_template(SENDER, key, body)).status
+            return (await ours.send_template(next(numbers), key, body)).status
+
+        marks: list[float] = []
+
+        def mark() -> None:
+            marks.append(cpu_seconds(box.process.pid))
 
         try:
-            sends, elapsed, _ = await _drive(via_ours, seconds, 50, seed=7)
+            sends, elapsed, client_cpu = await _drive(
+                via_ours, seconds, in_flight, seed=7, at_start=mark
+            )
+            mark()
         finally:
             await ours.close()
-    return sends / elapsed
+    per_1000 = 1000 / max(sends, 1)
+    return ClientRun(sends / elapsed, client_cpu * per_1000, (marks[1] - marks[0]) * per_1000)
 
 
 async def restart_after_kill(database_url: str, kafka_bootstrap: str, count: int) -> str:
@@ -388,7 +423,11 @@ async def _accepted_at_least(box: SandboxProcess, count: int) -> None:
 
 
 async def _drive(
-    send: Callable[[str, bytes], Awaitable[int]], seconds: float, concurrency: int, seed: int
+    send: Callable[[str, bytes], Awaitable[int]],
+    seconds: float,
+    concurrency: int,
+    seed: int,
+    at_start: Callable[[], None] | None = None,
 ) -> tuple[int, float, float]:
     counter = iter(range(10**9))
     done = 0
@@ -410,6 +449,8 @@ async def _drive(
     deadline = time.perf_counter() + 0.5  # warm the connections
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     done = 0
+    if at_start is not None:
+        at_start()
     deadline = time.perf_counter() + seconds
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(lane() for _ in range(concurrency)))
