@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from runtime.logs import get_logger
 
@@ -35,9 +36,18 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _decode_jsonb(text: str) -> Any:
+    # msgspec reads the send path's components about 3x faster than json; a number
+    # beyond a float's range (jsonb keeps numerics exactly) is json's to read, as inf.
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
-        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        "jsonb", encoder=json.dumps, decoder=_decode_jsonb, schema="pg_catalog"
     )
 
 

@@ -65,3 +65,12 @@ async def test_migrations_produce_the_contract_schema(db_pool: asyncpg.Pool) -> 
            WHERE i.indrelid = 'ledger'::regclass AND i.indisprimary"""
     )
     assert {r["attname"] for r in key} == {"campaign_id", "phone"}
+
+
+async def test_jsonb_reads_back_what_json_would(db_pool: asyncpg.Pool) -> None:
+    components = [{"type": "body", "parameters": [{"type": "text", "text": "Budi é"}]}]
+    assert await db_pool.fetchval("SELECT $1::jsonb", components) == components
+    # Numbers jsonb keeps exactly but a float cannot hold are read as json reads them.
+    huge = "1" + "0" * 400 + ".5"
+    value = await db_pool.fetchval(f"SELECT '[{huge}, 12345678901234567890123, 0.5]'::jsonb")
+    assert value == [float("inf"), 12345678901234567890123, 0.5]
