@@ -183,8 +183,12 @@ async def test_transactional_overtakes_a_bulk_campaign_being_paced_out(
     # Bulk was not starved: at least about its share of the sends while both had work.
     assert share >= SHARE / 2
     # More than its share only from tokens to spare (the API's bucket held more than the
-    # pacer's estimate, which errs low): transactional then went at the bucket's full rate.
+    # pacer's estimate, which errs low), never from transactional's part: transactional
+    # then still went at least at what the lanes promise it while both contend, all but
+    # bulk's share of the refill. (Not "at the bucket's full rate": measured over 100 sends
+    # in half a second, one scheduling hiccup puts a full-rate run at 193/s; CI saw 22.5%
+    # bulk with transactional at 193/s, 129 sends in 0.51 s against a 200/s refill.)
     urgent_rate = (URGENT - 1) / (last - first)
-    assert share <= 2 * SHARE or urgent_rate >= WRITE_PER_MINUTE / 60
+    assert share <= 2 * SHARE or urgent_rate >= (1 - SHARE) * WRITE_PER_MINUTE / 60
     assert report["totals"]["duplicate_accepts"] == 0
     assert report["totals"]["rate_limited"] == 0
