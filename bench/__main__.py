@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 import asyncpg
 
@@ -67,6 +69,7 @@ BENCHES = (
     Bench("projector", "Projector: live fold and rebuild", ("--events", "100000")),
     Bench("sandbox_throughput", "Kirim sandbox throughput", ("--seconds", "3")),
     Bench("scale", "Scale: 10k to 1M recipients, 1-3 instances, with history", ("--quick",)),
+    Bench("pace", "The client alone at the pipeline's pace", ("--seconds", "2")),
     Bench(
         "priority",
         "Priority lanes: a transactional campaign in the middle of a bulk one",
@@ -219,9 +222,18 @@ def _heading(bench: Bench) -> str:
     return f"## {bench.title} (`{bench.module}`)"
 
 
+KEPT: Final = "*kept from an earlier run*"
+
+
 def earlier_sections(previous: str, rerun: set[str]) -> dict[str, str]:
     """The sections of an earlier report for the benchmarks not run this time (`--only`),
-    by name, so that updating one benchmark keeps the others' figures."""
+    by name, so that updating one benchmark keeps the others' figures. A section that
+    report wrote itself is marked with that run's date and commit, from its Machine
+    table, since this run's Machine table will not be theirs; one kept already keeps
+    its mark."""
+    facts = dict(re.findall(r"^\| (date|commit) \| (.+) \|$", previous, re.MULTILINE))
+    run = ", ".join(f"{key} {facts[key]}" for key in ("date", "commit") if key in facts)
+    mark = f"{KEPT} ({run})" if run else KEPT
     kept: dict[str, str] = {}
     headings = {_heading(bench): bench.name for bench in BENCHES}
     current: str | None = None
@@ -229,7 +241,8 @@ def earlier_sections(previous: str, rerun: set[str]) -> dict[str, str]:
     for line in [*previous.splitlines(), "## end"]:
         if line.startswith("## "):
             if current is not None and current not in rerun:
-                kept[current] = "\n".join(lines).strip("\n")
+                section = "\n".join(lines).strip("\n")
+                kept[current] = section if section.startswith(KEPT) else f"{mark}\n\n{section}"
             current, lines = headings.get(line), []
             continue
         if current is not None:
@@ -246,8 +259,8 @@ def report(
     mode = "quick (`--quick`: smaller runs)" if quick else "full"
     earlier = earlier or {}
     kept_note = (
-        " Sections marked *kept from an earlier run* were not run this time (`--only`) and "
-        "keep the figures of the run that wrote them."
+        f" Sections marked {KEPT} were not run this time (`--only`) and keep the figures, "
+        "and where known the date and commit, of the run that wrote them."
         if earlier
         else ""
     )
@@ -282,10 +295,7 @@ def report(
                 parts += ["", f"{this.result}; the end of its error output:", ""]
                 parts.append("```text\n" + _tail(this.stderr or this.stdout) + "\n```")
         elif bench.name in earlier:
-            kept = earlier[bench.name]
-            if "*kept from an earlier run*" not in kept:
-                kept = "*kept from an earlier run*\n\n" + kept
-            parts += ["", _heading(bench), "", kept]
+            parts += ["", _heading(bench), "", earlier[bench.name]]
     return "\n".join(parts).rstrip() + "\n"
 
 
